@@ -1,0 +1,169 @@
+//! `[[inbound]]` sections.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use super::error::{Errors, check_duplicates};
+use super::raw::{RawFallback, RawInbound, RawUser};
+use super::units::parse_duration;
+use super::{Fallback, FallbackDest, InboundConfig, InboundKind, Timeouts, User, VlessInbound, tls};
+
+/// Default cap on connections served at once by one inbound.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+pub fn validate_all(raw: Vec<RawInbound>, base: &Path, errors: &mut Errors) -> Vec<InboundConfig> {
+    check_duplicates("inbound", raw.iter().map(|r| r.tag.as_str()), errors);
+    raw.into_iter()
+        .enumerate()
+        .filter_map(|(i, r)| validate_one(r, &format!("inbound[{i}]"), base, errors))
+        .collect()
+}
+
+fn validate_one(raw: RawInbound, at: &str, base: &Path, errors: &mut Errors) -> Option<InboundConfig> {
+    let listen = errors.take(&format!("{at}.listen"), parse_listen(&raw.listen));
+    let kind = match raw.kind.as_str() {
+        "vless" => validate_vless(&raw, at, base, errors).map(InboundKind::Vless),
+        other => {
+            errors.push(format!("{at}.type"), format!("unknown inbound type {other:?}; use \"vless\""));
+            None
+        }
+    };
+    Some(InboundConfig {
+        tag: raw.tag,
+        listen: listen?,
+        kind: kind?,
+    })
+}
+
+fn validate_vless(raw: &RawInbound, at: &str, base: &Path, errors: &mut Errors) -> Option<VlessInbound> {
+    let tls = match &raw.tls {
+        Some(t) => tls::load(t, &format!("{at}.tls"), base, errors),
+        None => {
+            errors.push(format!("{at}.tls"), "a vless inbound needs a [inbound.tls] table with cert and key");
+            None
+        }
+    };
+    let users = validate_users(&raw.users, at, errors);
+    let fallbacks = raw
+        .fallback
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| errors.take(&format!("{at}.fallback[{i}]"), validate_fallback(f)))
+        .collect();
+    let timeouts = validate_timeouts(
+        [
+            &raw.handshake_timeout,
+            &raw.idle_timeout,
+            &raw.uplink_only_timeout,
+            &raw.downlink_only_timeout,
+        ],
+        at,
+        errors,
+    );
+    let max_connections = match raw.max_connections {
+        Some(0) => {
+            errors.push(format!("{at}.max_connections"), "must be at least 1");
+            0
+        }
+        Some(n) => n as usize,
+        None => DEFAULT_MAX_CONNECTIONS,
+    };
+    Some(VlessInbound {
+        tls: tls?,
+        users,
+        fallbacks,
+        timeouts,
+        max_connections,
+    })
+}
+
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    text.parse()
+        .map_err(|_| format!("not an IP:port address: {text:?} (e.g. \"0.0.0.0:443\" or \"[::]:443\")"))
+}
+
+fn validate_users(raw: &[RawUser], at: &str, errors: &mut Errors) -> Vec<User> {
+    if raw.is_empty() {
+        errors.push(format!("{at}.users"), "a vless inbound needs at least one [[inbound.users]]");
+    }
+    let mut users: Vec<User> = Vec::new();
+    for (i, u) in raw.iter().enumerate() {
+        let path = format!("{at}.users[{i}].id");
+        let Some(id) = errors.take(&path, parse_uuid(&u.id)) else { continue };
+        if users.iter().any(|other| other.id == id) {
+            errors.push(path, "duplicate user id");
+            continue;
+        }
+        let email = u.email.clone().unwrap_or_else(|| format!("user{i}"));
+        users.push(User { id, email });
+    }
+    users
+}
+
+/// Parses a user id: 32 hex digits, dashes optional (as Xray).
+pub fn parse_uuid(text: &str) -> Result<uuid::Uuid, String> {
+    let hex: String = text.chars().filter(|c| *c != '-').collect();
+    if hex.len() != 32 {
+        return Err(format!("not a UUID: {text:?}"));
+    }
+    uuid::Uuid::try_parse(&hex).map_err(|_| format!("not a UUID: {text:?}"))
+}
+
+fn validate_fallback(raw: &RawFallback) -> Result<Fallback, String> {
+    let dest = parse_fallback_dest(&raw.dest)?;
+    let path = raw.path.clone().unwrap_or_default();
+    if !path.is_empty() && !path.starts_with('/') {
+        return Err(format!("path must start with '/': {path:?}"));
+    }
+    let proxy_protocol = raw.proxy_protocol.unwrap_or(0);
+    if proxy_protocol > 2 {
+        return Err(format!("proxy_protocol must be 0, 1 or 2, not {proxy_protocol}"));
+    }
+    Ok(Fallback {
+        dest,
+        sni: raw.sni.clone().unwrap_or_default().to_ascii_lowercase(),
+        alpn: raw.alpn.clone().unwrap_or_default().to_ascii_lowercase(),
+        path,
+        proxy_protocol,
+    })
+}
+
+/// A port number (or numeric string) means localhost; "host:port" is TCP; a path is a
+/// unix socket.
+fn parse_fallback_dest(value: &toml::Value) -> Result<FallbackDest, String> {
+    let text = match value {
+        toml::Value::Integer(port) => port.to_string(),
+        toml::Value::String(s) => s.clone(),
+        other => return Err(format!("dest must be a port or an address, not {other}")),
+    };
+    if text.starts_with('/') || text.starts_with('@') {
+        return Ok(FallbackDest::Unix(text.into()));
+    }
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(FallbackDest::Tcp(format!("localhost:{port}")));
+    }
+    match text.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(FallbackDest::Tcp(text)),
+        _ => Err(format!("dest: not a port, host:port or socket path: {text:?}")),
+    }
+}
+
+fn validate_timeouts(raw: [&Option<String>; 4], at: &str, errors: &mut Errors) -> Timeouts {
+    let names = ["handshake_timeout", "idle_timeout", "uplink_only_timeout", "downlink_only_timeout"];
+    let defaults = Timeouts::default();
+    let mut values = [defaults.handshake, defaults.idle, defaults.uplink_only, defaults.downlink_only];
+    for ((text, name), value) in raw.iter().zip(names).zip(values.iter_mut()) {
+        if let Some(text) = text
+            && let Some(d) = errors.take(&format!("{at}.{name}"), parse_duration(text))
+        {
+            *value = d;
+        }
+    }
+    let [handshake, idle, uplink_only, downlink_only] = values;
+    Timeouts {
+        handshake,
+        idle,
+        uplink_only,
+        downlink_only,
+    }
+}

@@ -1,0 +1,241 @@
+//! Configuration: TOML in the shape of `config/server.toml`, read into raw serde
+//! structs (`raw`, unknown fields refused) and turned into a validated [`Config`] by
+//! one small function per section. Validation collects every error it finds, each
+//! naming its field path, so `wasmray check` can show them all at once.
+
+mod error;
+mod inbound;
+mod outbound;
+mod plugins;
+mod raw;
+pub mod tls;
+mod units;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use tls::TlsIdentity;
+pub use units::{parse_duration, parse_size};
+
+use error::Errors;
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub log: LogConfig,
+    pub inbounds: Vec<InboundConfig>,
+    pub outbounds: Vec<OutboundConfig>,
+    pub plugins: PluginsConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// A tracing filter directive such as "info" (RUST_LOG overrides it).
+    pub level: String,
+    /// One line per session on the `access` target.
+    pub access: bool,
+    pub json: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct InboundConfig {
+    pub tag: String,
+    pub listen: SocketAddr,
+    pub kind: InboundKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum InboundKind {
+    Vless(VlessInbound),
+}
+
+#[derive(Debug, Clone)]
+pub struct VlessInbound {
+    pub tls: TlsIdentity,
+    pub users: Vec<User>,
+    pub fallbacks: Vec<Fallback>,
+    pub timeouts: Timeouts,
+    /// Connections served at once; more wait in the kernel's accept queue.
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// From accept to a complete VLESS header (Xray: 60 s).
+    pub handshake: Duration,
+    /// No byte in either direction (Xray `connIdle`: 300 s).
+    pub idle: Duration,
+    /// After the downlink has closed, how long the uplink may go on (Xray: 1 s).
+    pub uplink_only: Duration,
+    /// After the uplink has closed, how long the downlink may go on (Xray: 1 s).
+    pub downlink_only: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            handshake: Duration::from_secs(60),
+            idle: Duration::from_secs(300),
+            uplink_only: Duration::from_secs(1),
+            downlink_only: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: uuid::Uuid,
+    pub email: String,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print a full user id: it is the user's password.
+        write!(f, "User({}, {})", self.email, crate::util::short_id(&self.id))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fallback {
+    pub dest: FallbackDest,
+    /// Substring of the SNI ("" = any), lower-case.
+    pub sni: String,
+    /// Negotiated ALPN ("" = any), lower-case.
+    pub alpn: String,
+    /// Exact HTTP request path ("" = any).
+    pub path: String,
+    /// PROXY protocol version to prepend: 0 (none), 1 or 2.
+    pub proxy_protocol: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FallbackDest {
+    /// "host:port"
+    Tcp(String),
+    Unix(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboundConfig {
+    pub tag: String,
+    pub kind: OutboundKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum OutboundKind {
+    Direct { connect_timeout: Duration },
+    Block,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// Drop the failing plugin's delta; the session goes on.
+    Skip,
+    /// Close the session.
+    Block,
+}
+
+#[derive(Debug, Clone)]
+pub struct PluginsConfig {
+    pub dir: Option<PathBuf>,
+    pub pipeline: Vec<String>,
+    pub sniff_window: Duration,
+    pub call_timeout: Duration,
+    pub memory_limit: u64,
+    pub on_error: OnError,
+    /// Sniffed protocols (prefix match, as Xray) whose domain replaces the target.
+    pub dest_override: Vec<String>,
+    /// Use the sniffed domain for routing only; dial the original target.
+    pub route_only: bool,
+    /// Each plugin's own table, as JSON for the plugin's `configure`.
+    pub config: BTreeMap<String, serde_json::Value>,
+}
+
+impl Config {
+    /// Reads and validates a configuration file. Relative paths inside it (certificates,
+    /// the plugin directory) are relative to the file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![
+                ConfigError::at("", format!("cannot read: {e}")).in_file(Some(path)),
+            ])
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base).map_err(|errs| {
+            ConfigErrors(errs.0.into_iter().map(|e| e.in_file(Some(path))).collect())
+        })
+    }
+
+    /// Validates configuration text; relative paths are resolved against `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigErrors> {
+        let raw = parse_raw(text)?;
+        let mut errors = Errors::default();
+        let config = validate(raw, base, &mut errors);
+        match config {
+            Some(c) if errors.0.is_empty() => Ok(c),
+            _ => Err(ConfigErrors(errors.0)),
+        }
+    }
+
+    pub fn outbound(&self, tag: &str) -> Option<&OutboundConfig> {
+        self.outbounds.iter().find(|o| o.tag == tag)
+    }
+}
+
+fn parse_raw(text: &str) -> Result<raw::RawConfig, ConfigErrors> {
+    let de = toml::Deserializer::parse(text).map_err(|e| toml_error(text, e, String::new()))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        toml_error(text, e.into_inner(), path)
+    })
+}
+
+fn toml_error(text: &str, e: toml::de::Error, path: String) -> ConfigErrors {
+    let path = if path == "." { String::new() } else { path };
+    let mut err = ConfigError::at(path, e.message().trim().to_string());
+    err.line_col = e.span().map(|s| error::line_col(text, s.start));
+    ConfigErrors(vec![err])
+}
+
+fn validate(raw: raw::RawConfig, base: &Path, errors: &mut Errors) -> Option<Config> {
+    let log = validate_log(raw.log, errors);
+    let outbounds = outbound::validate_all(raw.outbound, errors);
+    let inbounds = inbound::validate_all(raw.inbound, base, errors);
+    let tags: Vec<&str> = outbounds.iter().map(|o| o.tag.as_str()).collect();
+    let plugins = plugins::validate(raw.plugins, base, &tags, errors);
+    Some(Config {
+        log,
+        inbounds,
+        outbounds,
+        plugins,
+    })
+}
+
+fn validate_log(raw: raw::RawLog, errors: &mut Errors) -> LogConfig {
+    let level = raw.level.unwrap_or_else(|| "info".into());
+    if !["error", "warn", "info", "debug", "trace", "off"].contains(&level.as_str()) {
+        errors.push(
+            "log.level",
+            format!("unknown level {level:?}; use error, warn, info, debug or trace"),
+        );
+    }
+    let json = match raw.format.as_deref() {
+        None | Some("text") => false,
+        Some("json") => true,
+        Some(other) => {
+            errors.push("log.format", format!("unknown format {other:?}; use text or json"));
+            false
+        }
+    };
+    LogConfig {
+        level,
+        access: raw.access.unwrap_or(true),
+        json,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,96 @@
+//! The configuration exactly as written in TOML: serde structs that refuse unknown
+//! fields. Nothing here is validated beyond TOML types; see `validate` for meaning.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub log: RawLog,
+    #[serde(default)]
+    pub inbound: Vec<RawInbound>,
+    #[serde(default)]
+    pub outbound: Vec<RawOutbound>,
+    #[serde(default)]
+    pub plugins: RawPlugins,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub level: Option<String>,
+    pub access: Option<bool>,
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInbound {
+    pub tag: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub listen: String,
+    pub handshake_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub uplink_only_timeout: Option<String>,
+    pub downlink_only_timeout: Option<String>,
+    pub max_connections: Option<u32>,
+    pub tls: Option<RawTls>,
+    #[serde(default)]
+    pub users: Vec<RawUser>,
+    #[serde(default)]
+    pub fallback: Vec<RawFallback>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert: String,
+    pub key: String,
+    #[serde(default)]
+    pub alpn: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUser {
+    pub id: String,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFallback {
+    pub dest: toml::Value,
+    pub sni: Option<String>,
+    pub alpn: Option<String>,
+    pub path: Option<String>,
+    pub proxy_protocol: Option<u8>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutbound {
+    pub tag: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub connect_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlugins {
+    pub dir: Option<String>,
+    pub pipeline: Option<Vec<String>>,
+    pub sniff_window: Option<String>,
+    pub call_timeout: Option<String>,
+    pub memory_limit: Option<String>,
+    pub on_error: Option<String>,
+    pub dest_override: Option<Vec<String>>,
+    pub route_only: Option<bool>,
+    #[serde(default)]
+    pub config: BTreeMap<String, toml::Table>,
+}

@@ -1,0 +1,486 @@
+//! The native types plugin authors use, and their conversions to and from the WIT types.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use crate::bindings::wasmray::plugin::types as wit;
+
+/// Where in the pipeline a plugin runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// Sees the payload prefix; recognises the protocol and the domain.
+    Sniff,
+    /// Sees the snapshot after all sniffers; chooses the outbound.
+    Route,
+}
+
+/// What a plugin says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descriptor {
+    /// The plugin's name: what `[plugins] pipeline` lists, what
+    /// `[plugins.config.<name>]` configures, and what the daemon's logs call it.
+    pub name: String,
+    /// The plugin's own version (e.g. `env!("CARGO_PKG_VERSION")`).
+    pub version: String,
+    /// The pipeline stage.
+    pub stage: Stage,
+    /// How many payload bytes the plugin wants to see (0 for route plugins).
+    pub payload_bytes: u32,
+}
+
+impl Descriptor {
+    /// A sniff-stage plugin that wants up to `payload_bytes` of the first payload.
+    pub fn sniff(name: impl Into<String>, version: impl Into<String>, payload_bytes: u32) -> Self {
+        Descriptor { name: name.into(), version: version.into(), stage: Stage::Sniff, payload_bytes }
+    }
+
+    /// A route-stage plugin (it sees no payload).
+    pub fn route(name: impl Into<String>, version: impl Into<String>) -> Self {
+        Descriptor { name: name.into(), version: version.into(), stage: Stage::Route, payload_bytes: 0 }
+    }
+}
+
+/// The transport of a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Network {
+    /// A TCP stream (also a Mux.Cool TCP sub-stream).
+    Tcp,
+    /// UDP (also XUDP).
+    Udp,
+}
+
+impl Network {
+    /// `"tcp"` or `"udp"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Network::Tcp => "tcp",
+            Network::Udp => "udp",
+        }
+    }
+}
+
+/// An immutable view of one session, as the host hands it to a plugin.
+///
+/// Attribute keys are lower-case. Sniffers that ran earlier in the pipeline have already
+/// been merged in (their `protocol`, `sniffed_domain` and attributes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The tag of the inbound that accepted the connection.
+    pub inbound_tag: String,
+    /// The authenticated user's email, if any.
+    pub user: Option<String>,
+    /// The source address as `"ip:port"` (`"[v6]:port"` for IPv6).
+    pub source: String,
+    /// TCP or UDP.
+    pub network: Network,
+    /// The requested target: a domain or an IP literal.
+    pub target_host: String,
+    /// The requested target port.
+    pub target_port: u16,
+    /// The TLS SNI of the inbound connection.
+    pub sni: Option<String>,
+    /// The negotiated ALPN of the inbound connection.
+    pub alpn: Option<String>,
+    /// The protocol a sniffer recognised (`http1`, `tls`, ...).
+    pub protocol: Option<String>,
+    /// The domain a sniffer found (HTTP Host, TLS SNI).
+    pub sniffed_domain: Option<String>,
+    /// The session's attributes (HTTP headers, `:method`, `:path`, `tls.alpn`, ...).
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl Snapshot {
+    /// The attribute `key` (looked up lower-cased).
+    pub fn attr(&self, key: &str) -> Option<&str> {
+        if key.bytes().any(|b| b.is_ascii_uppercase()) {
+            return self.attributes.get(&key.to_ascii_lowercase()).map(String::as_str);
+        }
+        self.attributes.get(key).map(String::as_str)
+    }
+
+    /// Every attribute, sorted by key.
+    pub fn attrs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The source address, if it parses.
+    pub fn source_addr(&self) -> Option<SocketAddr> {
+        self.source.parse().ok()
+    }
+
+    /// The source IP, if the source parses.
+    pub fn source_ip(&self) -> Option<IpAddr> {
+        self.source_addr().map(|a| a.ip())
+    }
+
+    /// The target as an IP, if `target_host` is an IP literal (brackets allowed).
+    pub fn target_ip(&self) -> Option<IpAddr> {
+        crate::net::parse_ip(&self.target_host)
+    }
+
+    /// The domain routing should look at, normalised with [`crate::domain::normalize`]:
+    /// the sniffed domain if a sniffer found one (and it is not an IP literal), else the
+    /// target if it is a domain. `None` when the session only has IPs (as in Xray, where
+    /// domain rules never match an IP target).
+    pub fn route_domain(&self) -> Option<String> {
+        let usable = |d: &&String| !d.is_empty() && crate::net::parse_ip(d).is_none();
+        self.sniffed_domain
+            .as_ref()
+            .filter(usable)
+            .or(Some(&self.target_host).filter(usable))
+            .map(|d| crate::domain::normalize(d))
+    }
+}
+
+/// The changes a plugin asks for. Empty fields change nothing; the host merges deltas
+/// serially, in pipeline order, into the session's next snapshot.
+///
+/// Build one with the chained methods (which share the fields' names):
+///
+/// ```
+/// # use wasmray_plugin_sdk::Delta;
+/// let d = Delta::new().set("Host", "example.com").protocol("http1").sniffed_domain("example.com");
+/// assert_eq!(d.get("host"), Some("example.com"));
+/// assert_eq!(d.protocol.as_deref(), Some("http1"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delta {
+    /// Attributes to set (keys lower-case, each key once).
+    pub set: Vec<(String, String)>,
+    /// Attributes to remove.
+    pub remove: Vec<String>,
+    /// The sniffed protocol, e.g. `http1` or `tls`.
+    pub protocol: Option<String>,
+    /// The sniffed domain.
+    pub sniffed_domain: Option<String>,
+    /// The outbound tag to use (route plugins).
+    pub outbound: Option<String>,
+}
+
+impl Delta {
+    /// An empty delta.
+    pub fn new() -> Self {
+        Delta::default()
+    }
+
+    /// Sets attribute `key` (lower-cased) to `value`; a later `set` of the same key wins.
+    pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.insert(key, value);
+        self
+    }
+
+    /// Like [`set`](Delta::set), in place (handy in loops).
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        let mut key = key.into();
+        key.make_ascii_lowercase();
+        let value = value.into();
+        match self.set.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.set.push((key, value)),
+        }
+    }
+
+    /// Removes attribute `key` (lower-cased) from the session.
+    pub fn remove(mut self, key: impl Into<String>) -> Self {
+        let mut key = key.into();
+        key.make_ascii_lowercase();
+        if !self.remove.contains(&key) {
+            self.remove.push(key);
+        }
+        self
+    }
+
+    /// Sets the sniffed protocol.
+    pub fn protocol(mut self, protocol: impl Into<String>) -> Self {
+        self.protocol = Some(protocol.into());
+        self
+    }
+
+    /// Sets the sniffed domain.
+    pub fn sniffed_domain(mut self, domain: impl Into<String>) -> Self {
+        self.sniffed_domain = Some(domain.into());
+        self
+    }
+
+    /// Sets the outbound tag.
+    pub fn outbound(mut self, tag: impl Into<String>) -> Self {
+        self.outbound = Some(tag.into());
+        self
+    }
+
+    /// The value this delta sets for `key` (looked up lower-cased).
+    pub fn get(&self, key: &str) -> Option<&str> {
+        let key = key.to_ascii_lowercase();
+        self.set.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// True when the delta changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+            && self.remove.is_empty()
+            && self.protocol.is_none()
+            && self.sniffed_domain.is_none()
+            && self.outbound.is_none()
+    }
+}
+
+/// A plugin's answer for one session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The plugin needs more payload bytes to decide (sniffers only). The host asks again
+    /// with a longer prefix until the plugin's `payload_bytes` or the sniff window is
+    /// reached; then the answer counts as no-match.
+    NeedMore,
+    /// Nothing for this plugin here.
+    NoMatch,
+    /// A decision.
+    Matched(Delta),
+}
+
+impl Verdict {
+    /// True for [`Verdict::NeedMore`].
+    pub fn is_need_more(&self) -> bool {
+        matches!(self, Verdict::NeedMore)
+    }
+
+    /// True for [`Verdict::NoMatch`].
+    pub fn is_no_match(&self) -> bool {
+        matches!(self, Verdict::NoMatch)
+    }
+
+    /// The delta of a [`Verdict::Matched`].
+    pub fn delta(&self) -> Option<&Delta> {
+        match self {
+            Verdict::Matched(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The delta of a [`Verdict::Matched`]; panics otherwise (for tests).
+    #[track_caller]
+    pub fn expect_matched(self) -> Delta {
+        match self {
+            Verdict::Matched(d) => d,
+            other => panic!("expected a match, got {other:?}"),
+        }
+    }
+}
+
+impl From<Delta> for Verdict {
+    fn from(d: Delta) -> Self {
+        Verdict::Matched(d)
+    }
+}
+
+// Conversions to and from the generated WIT types.
+
+impl From<Stage> for wit::Stage {
+    fn from(s: Stage) -> Self {
+        match s {
+            Stage::Sniff => wit::Stage::Sniff,
+            Stage::Route => wit::Stage::Route,
+        }
+    }
+}
+
+impl From<wit::Stage> for Stage {
+    fn from(s: wit::Stage) -> Self {
+        match s {
+            wit::Stage::Sniff => Stage::Sniff,
+            wit::Stage::Route => Stage::Route,
+        }
+    }
+}
+
+impl From<Descriptor> for wit::Descriptor {
+    fn from(d: Descriptor) -> Self {
+        wit::Descriptor {
+            name: d.name,
+            version: d.version,
+            stage: d.stage.into(),
+            payload_bytes: d.payload_bytes,
+        }
+    }
+}
+
+impl From<wit::Descriptor> for Descriptor {
+    fn from(d: wit::Descriptor) -> Self {
+        Descriptor {
+            name: d.name,
+            version: d.version,
+            stage: d.stage.into(),
+            payload_bytes: d.payload_bytes,
+        }
+    }
+}
+
+impl From<Network> for wit::Network {
+    fn from(n: Network) -> Self {
+        match n {
+            Network::Tcp => wit::Network::Tcp,
+            Network::Udp => wit::Network::Udp,
+        }
+    }
+}
+
+impl From<wit::Network> for Network {
+    fn from(n: wit::Network) -> Self {
+        match n {
+            wit::Network::Tcp => Network::Tcp,
+            wit::Network::Udp => Network::Udp,
+        }
+    }
+}
+
+impl From<wit::Snapshot> for Snapshot {
+    fn from(s: wit::Snapshot) -> Self {
+        Snapshot {
+            inbound_tag: s.inbound_tag,
+            user: s.user,
+            source: s.source,
+            network: s.network.into(),
+            target_host: s.target_host,
+            target_port: s.target_port,
+            sni: s.sni,
+            alpn: s.alpn,
+            protocol: s.protocol,
+            sniffed_domain: s.sniffed_domain,
+            // Keys are lower-case by contract; lower-case again so a sloppy host cannot
+            // make `attr()` miss. A duplicate key keeps the last value.
+            attributes: s
+                .attributes
+                .into_iter()
+                .map(|(mut k, v)| {
+                    k.make_ascii_lowercase();
+                    (k, v)
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<Snapshot> for wit::Snapshot {
+    fn from(s: Snapshot) -> Self {
+        wit::Snapshot {
+            inbound_tag: s.inbound_tag,
+            user: s.user,
+            source: s.source,
+            network: s.network.into(),
+            target_host: s.target_host,
+            target_port: s.target_port,
+            sni: s.sni,
+            alpn: s.alpn,
+            protocol: s.protocol,
+            sniffed_domain: s.sniffed_domain,
+            attributes: s.attributes.into_iter().collect(),
+        }
+    }
+}
+
+impl From<Delta> for wit::Delta {
+    fn from(d: Delta) -> Self {
+        wit::Delta {
+            set: d.set,
+            remove: d.remove,
+            protocol: d.protocol,
+            sniffed_domain: d.sniffed_domain,
+            outbound: d.outbound,
+        }
+    }
+}
+
+impl From<wit::Delta> for Delta {
+    fn from(d: wit::Delta) -> Self {
+        Delta {
+            set: d.set,
+            remove: d.remove,
+            protocol: d.protocol,
+            sniffed_domain: d.sniffed_domain,
+            outbound: d.outbound,
+        }
+    }
+}
+
+impl From<Verdict> for wit::Verdict {
+    fn from(v: Verdict) -> Self {
+        match v {
+            Verdict::NeedMore => wit::Verdict::NeedMore,
+            Verdict::NoMatch => wit::Verdict::NoMatch,
+            Verdict::Matched(d) => wit::Verdict::Matched(d.into()),
+        }
+    }
+}
+
+impl From<wit::Verdict> for Verdict {
+    fn from(v: wit::Verdict) -> Self {
+        match v {
+            wit::Verdict::NeedMore => Verdict::NeedMore,
+            wit::Verdict::NoMatch => Verdict::NoMatch,
+            wit::Verdict::Matched(d) => Verdict::Matched(d.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap() -> Snapshot {
+        Snapshot {
+            inbound_tag: "in".into(),
+            user: None,
+            source: "[::1]:5000".into(),
+            network: Network::Tcp,
+            target_host: "Example.COM".into(),
+            target_port: 443,
+            sni: None,
+            alpn: None,
+            protocol: None,
+            sniffed_domain: None,
+            attributes: [("host".to_string(), "a".to_string())].into(),
+        }
+    }
+
+    #[test]
+    fn snapshot_accessors() {
+        let mut s = snap();
+        assert_eq!(s.attr("Host"), Some("a"));
+        assert_eq!(s.attr("host"), Some("a"));
+        assert_eq!(s.attr("nope"), None);
+        assert_eq!(s.source_ip(), Some("::1".parse().unwrap()));
+        assert_eq!(s.source_addr().unwrap().port(), 5000);
+        assert_eq!(s.target_ip(), None);
+        assert_eq!(s.route_domain().as_deref(), Some("example.com"));
+        s.sniffed_domain = Some("Sniffed.example".into());
+        assert_eq!(s.route_domain().as_deref(), Some("sniffed.example"));
+        s.sniffed_domain = Some("10.0.0.1".into());
+        assert_eq!(s.route_domain().as_deref(), Some("example.com"));
+        s.target_host = "[2001:db8::1]".into();
+        assert_eq!(s.route_domain(), None);
+        assert_eq!(s.target_ip(), Some("2001:db8::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn delta_builder() {
+        let d = Delta::new().set("A", "1").set("a", "2").remove("B").remove("b").outbound("x");
+        assert_eq!(d.set, vec![("a".to_string(), "2".to_string())]);
+        assert_eq!(d.remove, vec!["b".to_string()]);
+        assert_eq!(d.get("A"), Some("2"));
+        assert!(!d.is_empty());
+        assert!(Delta::new().is_empty());
+    }
+
+    #[test]
+    fn wit_round_trip() {
+        let s = snap();
+        assert_eq!(Snapshot::from(wit::Snapshot::from(s.clone())), s);
+        let v = Verdict::Matched(Delta::new().set("k", "v").protocol("tls").sniffed_domain("d").outbound("o"));
+        assert_eq!(Verdict::from(wit::Verdict::from(v.clone())), v);
+        for v in [Verdict::NeedMore, Verdict::NoMatch] {
+            assert_eq!(Verdict::from(wit::Verdict::from(v.clone())), v);
+        }
+        let d = Descriptor::sniff("n", "1", 7);
+        assert_eq!(Descriptor::from(wit::Descriptor::from(d.clone())), d);
+        assert_eq!(Descriptor::route("r", "1").payload_bytes, 0);
+    }
+}
