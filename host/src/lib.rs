@@ -1,5 +1,18 @@
 //! wasmray: a VLESS over TLS proxy daemon with Mux.Cool, whose sniffing and routing
 //! stages run as sandboxed WebAssembly plugins. See `docs/architecture.md`.
 
+pub mod cli_plugin;
 pub mod config;
+pub mod daemon;
+pub mod default_config;
+pub mod dispatch;
+pub mod inbound;
+pub mod logging;
+pub mod outbound;
+pub mod plugin;
+pub mod proto;
+pub mod relay;
+pub mod session;
+pub mod share;
+pub mod udp_relay;
 pub mod util;

@@ -59,9 +59,15 @@ mod tests {
 
     #[test]
     fn parses_and_reports_errors() {
-        assert_eq!(Config::new(r#"{"a":1}"#).parse::<T>().unwrap(), T { a: 1, b: None });
+        assert_eq!(
+            Config::new(r#"{"a":1}"#).parse::<T>().unwrap(),
+            T { a: 1, b: None }
+        );
         let err = Config::new(r#"{"a":1,"c":2}"#).parse::<T>().unwrap_err();
-        assert!(err.starts_with("invalid config: unknown field `c`"), "{err}");
+        assert!(
+            err.starts_with("invalid config: unknown field `c`"),
+            "{err}"
+        );
         assert!(Config::new("").is_empty());
         assert_eq!(Config::new("  ").as_str(), "{}");
         assert!(!Config::new(r#"{"a":1}"#).is_empty());

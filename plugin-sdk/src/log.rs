@@ -53,7 +53,12 @@ pub fn log(level: Level, message: &str) {
         host::log(level, message);
     }
     #[cfg(not(target_arch = "wasm32"))]
-    CAPTURED.with(|c| c.borrow_mut().push(LogLine { level, message: message.to_string() }));
+    CAPTURED.with(|c| {
+        c.borrow_mut().push(LogLine {
+            level,
+            message: message.to_string(),
+        })
+    });
 }
 
 /// Logs at error level.
@@ -147,16 +152,16 @@ macro_rules! __wasmray_trace {
     ($($arg:tt)+) => { $crate::__wasmray_log!(Trace, $($arg)+) };
 }
 
-/// `error!("format {}", args)`: logs a formatted line at error level.
-pub use crate::__wasmray_error as error;
-/// `warn!("format {}", args)`: logs a formatted line at warn level.
-pub use crate::__wasmray_warn as warn;
-/// `info!("format {}", args)`: logs a formatted line at info level.
-pub use crate::__wasmray_info as info;
 /// `debug!("format {}", args)`: logs a formatted line at debug level.
 pub use crate::__wasmray_debug as debug;
+/// `error!("format {}", args)`: logs a formatted line at error level.
+pub use crate::__wasmray_error as error;
+/// `info!("format {}", args)`: logs a formatted line at info level.
+pub use crate::__wasmray_info as info;
 /// `trace!("format {}", args)`: logs a formatted line at trace level.
 pub use crate::__wasmray_trace as trace;
+/// `warn!("format {}", args)`: logs a formatted line at warn level.
+pub use crate::__wasmray_warn as warn;
 
 #[cfg(test)]
 mod tests {
@@ -170,9 +175,18 @@ mod tests {
         let long = "é".repeat(MAX_MESSAGE_LEN);
         error(&long);
         let lines = take_captured();
-        assert_eq!(lines[0], LogLine { level: Level::Info, message: "n = 3".into() });
+        assert_eq!(
+            lines[0],
+            LogLine {
+                level: Level::Info,
+                message: "n = 3".into()
+            }
+        );
         assert_eq!(lines[1].level, Level::Warn);
-        assert!(lines[2].message.len() <= MAX_MESSAGE_LEN && lines[2].message.len() >= MAX_MESSAGE_LEN - 1);
+        assert!(
+            lines[2].message.len() <= MAX_MESSAGE_LEN
+                && lines[2].message.len() >= MAX_MESSAGE_LEN - 1
+        );
         assert!(take_captured().is_empty());
     }
 }

@@ -31,12 +31,22 @@ pub struct Descriptor {
 impl Descriptor {
     /// A sniff-stage plugin that wants up to `payload_bytes` of the first payload.
     pub fn sniff(name: impl Into<String>, version: impl Into<String>, payload_bytes: u32) -> Self {
-        Descriptor { name: name.into(), version: version.into(), stage: Stage::Sniff, payload_bytes }
+        Descriptor {
+            name: name.into(),
+            version: version.into(),
+            stage: Stage::Sniff,
+            payload_bytes,
+        }
     }
 
     /// A route-stage plugin (it sees no payload).
     pub fn route(name: impl Into<String>, version: impl Into<String>) -> Self {
-        Descriptor { name: name.into(), version: version.into(), stage: Stage::Route, payload_bytes: 0 }
+        Descriptor {
+            name: name.into(),
+            version: version.into(),
+            stage: Stage::Route,
+            payload_bytes: 0,
+        }
     }
 }
 
@@ -93,14 +103,19 @@ impl Snapshot {
     /// The attribute `key` (looked up lower-cased).
     pub fn attr(&self, key: &str) -> Option<&str> {
         if key.bytes().any(|b| b.is_ascii_uppercase()) {
-            return self.attributes.get(&key.to_ascii_lowercase()).map(String::as_str);
+            return self
+                .attributes
+                .get(&key.to_ascii_lowercase())
+                .map(String::as_str);
         }
         self.attributes.get(key).map(String::as_str)
     }
 
     /// Every attribute, sorted by key.
     pub fn attrs(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.attributes
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// The source address, if it parses.
@@ -211,7 +226,10 @@ impl Delta {
     /// The value this delta sets for `key` (looked up lower-cased).
     pub fn get(&self, key: &str) -> Option<&str> {
         let key = key.to_ascii_lowercase();
-        self.set.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str())
+        self.set
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// True when the delta changes nothing.
@@ -462,7 +480,12 @@ mod tests {
 
     #[test]
     fn delta_builder() {
-        let d = Delta::new().set("A", "1").set("a", "2").remove("B").remove("b").outbound("x");
+        let d = Delta::new()
+            .set("A", "1")
+            .set("a", "2")
+            .remove("B")
+            .remove("b")
+            .outbound("x");
         assert_eq!(d.set, vec![("a".to_string(), "2".to_string())]);
         assert_eq!(d.remove, vec!["b".to_string()]);
         assert_eq!(d.get("A"), Some("2"));
@@ -474,7 +497,13 @@ mod tests {
     fn wit_round_trip() {
         let s = snap();
         assert_eq!(Snapshot::from(wit::Snapshot::from(s.clone())), s);
-        let v = Verdict::Matched(Delta::new().set("k", "v").protocol("tls").sniffed_domain("d").outbound("o"));
+        let v = Verdict::Matched(
+            Delta::new()
+                .set("k", "v")
+                .protocol("tls")
+                .sniffed_domain("d")
+                .outbound("o"),
+        );
         assert_eq!(Verdict::from(wit::Verdict::from(v.clone())), v);
         for v in [Verdict::NeedMore, Verdict::NoMatch] {
             assert_eq!(Verdict::from(wit::Verdict::from(v.clone())), v);

@@ -87,11 +87,18 @@ impl Errors {
 }
 
 /// Refuses a tag that appears twice in one section (`inbound` or `outbound`).
-pub fn check_duplicates<'a>(section: &str, tags: impl Iterator<Item = &'a str>, errors: &mut Errors) {
+pub fn check_duplicates<'a>(
+    section: &str,
+    tags: impl Iterator<Item = &'a str>,
+    errors: &mut Errors,
+) {
     let mut seen = std::collections::HashSet::new();
     for (i, tag) in tags.enumerate() {
         if !seen.insert(tag) {
-            errors.push(format!("{section}[{i}].tag"), format!("duplicate tag {tag:?}"));
+            errors.push(
+                format!("{section}[{i}].tag"),
+                format!("duplicate tag {tag:?}"),
+            );
         }
     }
 }

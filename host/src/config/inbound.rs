@@ -6,7 +6,9 @@ use std::path::Path;
 use super::error::{Errors, check_duplicates};
 use super::raw::{RawFallback, RawInbound, RawUser};
 use super::units::parse_duration;
-use super::{Fallback, FallbackDest, InboundConfig, InboundKind, Timeouts, User, VlessInbound, tls};
+use super::{
+    Fallback, FallbackDest, InboundConfig, InboundKind, Timeouts, User, VlessInbound, tls,
+};
 
 /// Default cap on connections served at once by one inbound.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
@@ -19,12 +21,20 @@ pub fn validate_all(raw: Vec<RawInbound>, base: &Path, errors: &mut Errors) -> V
         .collect()
 }
 
-fn validate_one(raw: RawInbound, at: &str, base: &Path, errors: &mut Errors) -> Option<InboundConfig> {
+fn validate_one(
+    raw: RawInbound,
+    at: &str,
+    base: &Path,
+    errors: &mut Errors,
+) -> Option<InboundConfig> {
     let listen = errors.take(&format!("{at}.listen"), parse_listen(&raw.listen));
     let kind = match raw.kind.as_str() {
         "vless" => validate_vless(&raw, at, base, errors).map(InboundKind::Vless),
         other => {
-            errors.push(format!("{at}.type"), format!("unknown inbound type {other:?}; use \"vless\""));
+            errors.push(
+                format!("{at}.type"),
+                format!("unknown inbound type {other:?}; use \"vless\""),
+            );
             None
         }
     };
@@ -35,11 +45,19 @@ fn validate_one(raw: RawInbound, at: &str, base: &Path, errors: &mut Errors) -> 
     })
 }
 
-fn validate_vless(raw: &RawInbound, at: &str, base: &Path, errors: &mut Errors) -> Option<VlessInbound> {
+fn validate_vless(
+    raw: &RawInbound,
+    at: &str,
+    base: &Path,
+    errors: &mut Errors,
+) -> Option<VlessInbound> {
     let tls = match &raw.tls {
         Some(t) => tls::load(t, &format!("{at}.tls"), base, errors),
         None => {
-            errors.push(format!("{at}.tls"), "a vless inbound needs a [inbound.tls] table with cert and key");
+            errors.push(
+                format!("{at}.tls"),
+                "a vless inbound needs a [inbound.tls] table with cert and key",
+            );
             None
         }
     };
@@ -78,18 +96,24 @@ fn validate_vless(raw: &RawInbound, at: &str, base: &Path, errors: &mut Errors) 
 }
 
 fn parse_listen(text: &str) -> Result<SocketAddr, String> {
-    text.parse()
-        .map_err(|_| format!("not an IP:port address: {text:?} (e.g. \"0.0.0.0:443\" or \"[::]:443\")"))
+    text.parse().map_err(|_| {
+        format!("not an IP:port address: {text:?} (e.g. \"0.0.0.0:443\" or \"[::]:443\")")
+    })
 }
 
 fn validate_users(raw: &[RawUser], at: &str, errors: &mut Errors) -> Vec<User> {
     if raw.is_empty() {
-        errors.push(format!("{at}.users"), "a vless inbound needs at least one [[inbound.users]]");
+        errors.push(
+            format!("{at}.users"),
+            "a vless inbound needs at least one [[inbound.users]]",
+        );
     }
     let mut users: Vec<User> = Vec::new();
     for (i, u) in raw.iter().enumerate() {
         let path = format!("{at}.users[{i}].id");
-        let Some(id) = errors.take(&path, parse_uuid(&u.id)) else { continue };
+        let Some(id) = errors.take(&path, parse_uuid(&u.id)) else {
+            continue;
+        };
         if users.iter().any(|other| other.id == id) {
             errors.push(path, "duplicate user id");
             continue;
@@ -117,7 +141,9 @@ fn validate_fallback(raw: &RawFallback) -> Result<Fallback, String> {
     }
     let proxy_protocol = raw.proxy_protocol.unwrap_or(0);
     if proxy_protocol > 2 {
-        return Err(format!("proxy_protocol must be 0, 1 or 2, not {proxy_protocol}"));
+        return Err(format!(
+            "proxy_protocol must be 0, 1 or 2, not {proxy_protocol}"
+        ));
     }
     Ok(Fallback {
         dest,
@@ -143,15 +169,29 @@ fn parse_fallback_dest(value: &toml::Value) -> Result<FallbackDest, String> {
         return Ok(FallbackDest::Tcp(format!("localhost:{port}")));
     }
     match text.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(FallbackDest::Tcp(text)),
-        _ => Err(format!("dest: not a port, host:port or socket path: {text:?}")),
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+            Ok(FallbackDest::Tcp(text))
+        }
+        _ => Err(format!(
+            "dest: not a port, host:port or socket path: {text:?}"
+        )),
     }
 }
 
 fn validate_timeouts(raw: [&Option<String>; 4], at: &str, errors: &mut Errors) -> Timeouts {
-    let names = ["handshake_timeout", "idle_timeout", "uplink_only_timeout", "downlink_only_timeout"];
+    let names = [
+        "handshake_timeout",
+        "idle_timeout",
+        "uplink_only_timeout",
+        "downlink_only_timeout",
+    ];
     let defaults = Timeouts::default();
-    let mut values = [defaults.handshake, defaults.idle, defaults.uplink_only, defaults.downlink_only];
+    let mut values = [
+        defaults.handshake,
+        defaults.idle,
+        defaults.uplink_only,
+        defaults.downlink_only,
+    ];
     for ((text, name), value) in raw.iter().zip(names).zip(values.iter_mut()) {
         if let Some(text) = text
             && let Some(d) = errors.take(&format!("{at}.{name}"), parse_duration(text))

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use plugins::toml_to_json;
 pub use tls::TlsIdentity;
 pub use units::{parse_duration, parse_size};
 
@@ -94,7 +95,12 @@ pub struct User {
 impl std::fmt::Debug for User {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print a full user id: it is the user's password.
-        write!(f, "User({}, {})", self.email, crate::util::short_id(&self.id))
+        write!(
+            f,
+            "User({}, {})",
+            self.email,
+            crate::util::short_id(&self.id)
+        )
     }
 }
 
@@ -226,7 +232,10 @@ fn validate_log(raw: raw::RawLog, errors: &mut Errors) -> LogConfig {
         None | Some("text") => false,
         Some("json") => true,
         Some(other) => {
-            errors.push("log.format", format!("unknown format {other:?}; use text or json"));
+            errors.push(
+                "log.format",
+                format!("unknown format {other:?}; use text or json"),
+            );
             false
         }
     };

@@ -11,7 +11,10 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn validate_all(raw: Vec<RawOutbound>, errors: &mut Errors) -> Vec<OutboundConfig> {
     if raw.is_empty() {
-        errors.push("outbound", "at least one [[outbound]] is needed (e.g. type = \"direct\")");
+        errors.push(
+            "outbound",
+            "at least one [[outbound]] is needed (e.g. type = \"direct\")",
+        );
     }
     check_duplicates("outbound", raw.iter().map(|r| r.tag.as_str()), errors);
     raw.into_iter()
@@ -29,7 +32,10 @@ fn validate_one(raw: RawOutbound, at: &str, errors: &mut Errors) -> Option<Outbo
         "direct" => OutboundKind::Direct { connect_timeout },
         "block" => OutboundKind::Block,
         other => {
-            errors.push(format!("{at}.type"), format!("unknown outbound type {other:?}; use \"direct\" or \"block\""));
+            errors.push(
+                format!("{at}.type"),
+                format!("unknown outbound type {other:?}; use \"direct\" or \"block\""),
+            );
             return None;
         }
     };

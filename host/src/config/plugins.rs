@@ -12,25 +12,51 @@ use super::{OnError, PluginsConfig};
 /// The pipeline when the config names none: the built-in plugins.
 pub const DEFAULT_PIPELINE: [&str; 3] = ["sniff-http", "sniff-tls", "route-rules"];
 
-pub fn validate(raw: RawPlugins, base: &Path, outbound_tags: &[&str], errors: &mut Errors) -> PluginsConfig {
-    let duration = |errors: &mut Errors, name: &str, text: &Option<String>, default: Duration| match text {
-        Some(t) => errors.take(&format!("plugins.{name}"), parse_duration(t)).unwrap_or(default),
-        None => default,
-    };
-    let sniff_window = duration(errors, "sniff_window", &raw.sniff_window, Duration::from_millis(200));
-    let call_timeout = duration(errors, "call_timeout", &raw.call_timeout, Duration::from_millis(5));
+pub fn validate(
+    raw: RawPlugins,
+    base: &Path,
+    outbound_tags: &[&str],
+    errors: &mut Errors,
+) -> PluginsConfig {
+    let duration =
+        |errors: &mut Errors, name: &str, text: &Option<String>, default: Duration| match text {
+            Some(t) => errors
+                .take(&format!("plugins.{name}"), parse_duration(t))
+                .unwrap_or(default),
+            None => default,
+        };
+    let sniff_window = duration(
+        errors,
+        "sniff_window",
+        &raw.sniff_window,
+        Duration::from_millis(200),
+    );
+    let call_timeout = duration(
+        errors,
+        "call_timeout",
+        &raw.call_timeout,
+        Duration::from_millis(5),
+    );
     let memory_limit = match &raw.memory_limit {
-        Some(t) => errors.take("plugins.memory_limit", parse_size(t)).unwrap_or(16 << 20),
+        Some(t) => errors
+            .take("plugins.memory_limit", parse_size(t))
+            .unwrap_or(16 << 20),
         None => 16 << 20,
     };
     if memory_limit < 64 * 1024 {
-        errors.push("plugins.memory_limit", "must be at least 64KiB (one wasm page)");
+        errors.push(
+            "plugins.memory_limit",
+            "must be at least 64KiB (one wasm page)",
+        );
     }
     let on_error = match raw.on_error.as_deref() {
         None | Some("skip") => OnError::Skip,
         Some("block") => OnError::Block,
         Some(other) => {
-            errors.push("plugins.on_error", format!("unknown policy {other:?}; use skip or block"));
+            errors.push(
+                "plugins.on_error",
+                format!("unknown policy {other:?}; use skip or block"),
+            );
             OnError::Skip
         }
     };
@@ -53,7 +79,9 @@ pub fn validate(raw: RawPlugins, base: &Path, outbound_tags: &[&str], errors: &m
         call_timeout,
         memory_limit,
         on_error,
-        dest_override: raw.dest_override.unwrap_or_else(|| vec!["http".into(), "tls".into()]),
+        dest_override: raw
+            .dest_override
+            .unwrap_or_else(|| vec!["http".into(), "tls".into()]),
         route_only: raw.route_only.unwrap_or(false),
         config,
     }
@@ -62,7 +90,10 @@ pub fn validate(raw: RawPlugins, base: &Path, outbound_tags: &[&str], errors: &m
 fn check_pipeline(pipeline: &[String], errors: &mut Errors) {
     for (i, name) in pipeline.iter().enumerate() {
         if pipeline[..i].contains(name) {
-            errors.push(format!("plugins.pipeline[{i}]"), format!("{name:?} is listed twice"));
+            errors.push(
+                format!("plugins.pipeline[{i}]"),
+                format!("{name:?} is listed twice"),
+            );
         }
     }
 }
@@ -74,7 +105,10 @@ fn check_outbound_refs(plugin: &str, table: &toml::Table, tags: &[&str], errors:
         if let Some(tag) = value.as_str()
             && !tags.contains(&tag)
         {
-            errors.push(path, format!("no outbound is tagged {tag:?} (known: {})", tags.join(", ")));
+            errors.push(
+                path,
+                format!("no outbound is tagged {tag:?} (known: {})", tags.join(", ")),
+            );
         }
     };
     if let Some(v) = table.get("default") {
@@ -98,6 +132,8 @@ pub fn toml_to_json(value: toml::Value) -> serde_json::Value {
         toml::Value::Boolean(b) => J::Bool(b),
         toml::Value::Datetime(d) => J::String(d.to_string()),
         toml::Value::Array(a) => J::Array(a.into_iter().map(toml_to_json).collect()),
-        toml::Value::Table(t) => J::Object(t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect()),
+        toml::Value::Table(t) => {
+            J::Object(t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect())
+        }
     }
 }

@@ -46,14 +46,24 @@ fn check(text: &str) -> Result<Config, String> {
 fn accepts_a_good_config() {
     let c = check(GOOD).unwrap();
     assert_eq!(c.inbounds.len(), 1);
-    assert_eq!(c.plugins.pipeline, ["sniff-http", "sniff-tls", "route-rules"]);
-    assert_eq!(c.plugins.config["route-rules"]["rule"][0]["outbound"], "block");
+    assert_eq!(
+        c.plugins.pipeline,
+        ["sniff-http", "sniff-tls", "route-rules"]
+    );
+    assert_eq!(
+        c.plugins.config["route-rules"]["rule"][0]["outbound"],
+        "block"
+    );
 }
 
 #[test]
 fn refuses_a_bad_uuid() {
-    let err = check(&GOOD.replace("27848739-7e62-4138-9fd3-098a63964b6b", "not-a-uuid")).unwrap_err();
-    assert!(err.contains("inbound[0].users[0].id: not a UUID: \"not-a-uuid\""), "{err}");
+    let err =
+        check(&GOOD.replace("27848739-7e62-4138-9fd3-098a63964b6b", "not-a-uuid")).unwrap_err();
+    assert!(
+        err.contains("inbound[0].users[0].id: not a UUID: \"not-a-uuid\""),
+        "{err}"
+    );
 }
 
 #[test]
@@ -67,7 +77,10 @@ fn refuses_an_unknown_field_with_its_line() {
 #[test]
 fn refuses_a_duplicate_tag() {
     let err = check(&GOOD.replace("tag = \"block\"", "tag = \"direct\"")).unwrap_err();
-    assert!(err.contains("outbound[1].tag: duplicate tag \"direct\""), "{err}");
+    assert!(
+        err.contains("outbound[1].tag: duplicate tag \"direct\""),
+        "{err}"
+    );
 }
 
 #[test]
@@ -81,18 +94,28 @@ fn refuses_a_missing_cert() {
 fn refuses_a_rule_naming_an_unknown_outbound() {
     let err = check(&GOOD.replace("outbound = \"block\"", "outbound = \"nowhere\"")).unwrap_err();
     assert!(
-        err.contains("plugins.config.route-rules.rule[0].outbound: no outbound is tagged \"nowhere\""),
+        err.contains(
+            "plugins.config.route-rules.rule[0].outbound: no outbound is tagged \"nowhere\""
+        ),
         "{err}"
     );
     let err = check(&GOOD.replace("default = \"direct\"", "default = \"gone\"")).unwrap_err();
-    assert!(err.contains("route-rules.default: no outbound is tagged \"gone\""), "{err}");
+    assert!(
+        err.contains("route-rules.default: no outbound is tagged \"gone\""),
+        "{err}"
+    );
 }
 
 #[test]
 fn refuses_a_bad_listen_address_and_reports_every_error() {
-    let text = GOOD.replace("127.0.0.1:8443", "localhost").replace("27848739", "zz");
+    let text = GOOD
+        .replace("127.0.0.1:8443", "localhost")
+        .replace("27848739", "zz");
     let err = check(&text).unwrap_err();
-    assert!(err.contains("inbound[0].listen: not an IP:port address"), "{err}");
+    assert!(
+        err.contains("inbound[0].listen: not an IP:port address"),
+        "{err}"
+    );
     assert!(err.contains("users[0].id"), "{err}");
 }
 
@@ -104,15 +127,23 @@ fn parses_fallbacks_like_xray() {
     );
     let c = check(&text).unwrap();
     let InboundKind::Vless(v) = &c.inbounds[0].kind;
-    assert_eq!(v.fallbacks[0].dest, FallbackDest::Tcp("localhost:8080".into()));
-    assert_eq!(v.fallbacks[1].dest, FallbackDest::Unix("/run/web.sock".into()));
+    assert_eq!(
+        v.fallbacks[0].dest,
+        FallbackDest::Tcp("localhost:8080".into())
+    );
+    assert_eq!(
+        v.fallbacks[1].dest,
+        FallbackDest::Unix("/run/web.sock".into())
+    );
     assert_eq!(v.fallbacks[1].proxy_protocol, 2);
 }
 
 #[test]
 fn the_examples_in_config_are_valid() {
     for name in ["server.toml"] {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config").join(name);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../config")
+            .join(name);
         let text = std::fs::read_to_string(&path).unwrap();
         check(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
     }

@@ -65,5 +65,6 @@ fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
 
 fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| format!("{}: no usable private key: {e}", path.display()))
+    PrivateKeyDer::from_pem_slice(&bytes)
+        .map_err(|e| format!("{}: no usable private key: {e}", path.display()))
 }

@@ -1,0 +1,155 @@
+//! The running daemon: the plugin registry, one accept loop per inbound, graceful
+//! shutdown (stop accepting, let sessions drain up to a bound) and plugin reloads.
+//!
+//! Each inbound has a semaphore of `max_connections` permits; the accept loop takes a
+//! permit before it accepts, so excess connections wait in the kernel's backlog instead
+//! of costing memory here, and shutdown drains by taking every permit back.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tracing::Instrument;
+
+use crate::config::{Config, InboundKind};
+use crate::dispatch::Context;
+use crate::inbound::users::Users;
+use crate::inbound::vless::{VlessServer, acceptor};
+use crate::outbound::Outbounds;
+use crate::plugin::Registry;
+
+/// A started daemon. Dropping it stops nothing; call [`Daemon::shutdown`].
+pub struct Daemon {
+    /// (inbound tag, bound address), in config order.
+    pub listeners: Vec<(String, SocketAddr)>,
+    pub registry: Arc<Registry>,
+    stop: watch::Sender<bool>,
+    inbounds: Vec<(Arc<Semaphore>, u32)>,
+    accept_loops: Vec<tokio::task::JoinHandle<()>>,
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+impl Daemon {
+    /// Loads the plugins, binds every inbound and starts accepting.
+    pub async fn start(config: &Config) -> anyhow::Result<Daemon> {
+        let plugins = config.plugins.clone();
+        let registry = tokio::task::spawn_blocking(move || Registry::start(plugins)).await??;
+        let watcher = registry.watch()?;
+        let outbounds = Arc::new(Outbounds::new(&config.outbounds));
+        let (stop, stopped) = watch::channel(false);
+        let mut daemon = Daemon {
+            listeners: Vec::new(),
+            registry: registry.clone(),
+            stop,
+            inbounds: Vec::new(),
+            accept_loops: Vec::new(),
+            _watcher: watcher,
+        };
+        for inbound in &config.inbounds {
+            let InboundKind::Vless(v) = &inbound.kind;
+            let listener = TcpListener::bind(inbound.listen).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "inbound {}: cannot listen on {}: {e}",
+                    inbound.tag,
+                    inbound.listen
+                )
+            })?;
+            let addr = listener.local_addr()?;
+            let server = Arc::new(VlessServer {
+                tag: inbound.tag.as_str().into(),
+                acceptor: acceptor(v)?,
+                users: Users::new(&v.users),
+                fallbacks: v.fallbacks.clone(),
+                timeouts: v.timeouts,
+                ctx: Context {
+                    registry: registry.clone(),
+                    outbounds: outbounds.clone(),
+                    timeouts: v.timeouts,
+                },
+            });
+            let permits = u32::try_from(v.max_connections)
+                .unwrap_or(u32::MAX >> 3)
+                .min(Semaphore::MAX_PERMITS as u32);
+            let semaphore = Arc::new(Semaphore::new(permits as usize));
+            tracing::info!(inbound = %inbound.tag, %addr, "listening (vless over tls)");
+            let task = tokio::spawn(accept_loop(
+                listener,
+                server,
+                semaphore.clone(),
+                stopped.clone(),
+            ));
+            daemon.listeners.push((inbound.tag.clone(), addr));
+            daemon.inbounds.push((semaphore, permits));
+            daemon.accept_loops.push(task);
+        }
+        Ok(daemon)
+    }
+
+    /// The bound address of the inbound tagged `tag`.
+    pub fn addr(&self, tag: &str) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|(t, _)| t == tag)
+            .map(|(_, a)| *a)
+    }
+
+    /// Stops accepting, then waits up to `grace` for sessions in flight to end.
+    /// Returns how many were still running when the grace period ended.
+    pub async fn shutdown(self, grace: Duration) -> usize {
+        let _ = self.stop.send(true);
+        for task in self.accept_loops {
+            let _ = task.await;
+        }
+        let drain = async {
+            for (semaphore, permits) in &self.inbounds {
+                let _ = semaphore.acquire_many(*permits).await;
+            }
+        };
+        if tokio::time::timeout(grace, drain).await.is_ok() {
+            return 0;
+        }
+        self.inbounds
+            .iter()
+            .map(|(s, p)| (*p as usize).saturating_sub(s.available_permits()))
+            .sum()
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    server: Arc<VlessServer>,
+    permits: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut next_id: u64 = 0;
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = stop.changed() => return,
+        };
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        next_id += 1;
+        let span = tracing::info_span!("conn", id = next_id, source = %peer);
+        let server = server.clone();
+        tokio::spawn(
+            async move {
+                server.serve(tcp, peer).await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
+    }
+}

@@ -1,0 +1,274 @@
+//! The VLESS inbound over TLS (spec sections 1.3 and 3).
+//!
+//! accept → TLS (record SNI and ALPN) → one first read → fallback decision (fewer than
+//! 18 bytes, wrong version, unknown user) → header → session. Once the user is valid,
+//! later errors close the connection and never fall back. The response header `00 00`
+//! goes out glued to the first downlink bytes, as Xray sends it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use super::fallback;
+use super::users::Users;
+use crate::config::{Fallback, Timeouts, VlessInbound};
+use crate::dispatch::{self, Context, Outcome};
+use crate::proto::vless::{Command, RequestHeader, VlessError};
+use crate::proto::{Address, Destination};
+use crate::relay::Traffic;
+use crate::session::{Network, SnapshotFields, Target};
+
+/// Xray's first read buffer (`buf.Size`).
+const FIRST_READ: usize = 8192;
+/// A VLESS request header is at most 1+16+1+255+1+2+1+1+255 bytes.
+const MAX_HEADER: usize = 600;
+/// The response header: version 0, no addons.
+pub const RESPONSE: [u8; 2] = [0, 0];
+
+/// One VLESS inbound, shared by its connections.
+pub struct VlessServer {
+    pub tag: Arc<str>,
+    pub acceptor: TlsAcceptor,
+    pub users: Users,
+    pub fallbacks: Vec<Fallback>,
+    pub timeouts: Timeouts,
+    pub ctx: Context,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Rejected {
+    #[error("TLS handshake: {0}")]
+    Tls(std::io::Error),
+    #[error("handshake timed out")]
+    Timeout,
+    #[error("read: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Header(#[from] VlessError),
+    #[error("unknown user")]
+    UnknownUser,
+    #[error("connection closed before a complete header")]
+    Truncated,
+    #[error("unsupported flow {0:?}")]
+    Flow(String),
+    #[error("{0} is not supported yet")]
+    Unsupported(&'static str),
+}
+
+/// What the first bytes say.
+enum First {
+    /// A valid user; the header may still be incomplete.
+    User(Arc<str>),
+    /// Not VLESS, or an unknown user.
+    Invalid(Rejected),
+    /// Need more bytes to tell (only without fallbacks).
+    More,
+}
+
+impl VlessServer {
+    /// Serves one accepted TCP connection to its end.
+    pub async fn serve(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr) {
+        let started = Instant::now();
+        let local = tcp.local_addr().unwrap_or(peer);
+        let _ = tcp.set_nodelay(true);
+        let deadline = tokio::time::Instant::now() + self.timeouts.handshake;
+        let tls = match tokio::time::timeout_at(deadline, self.acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => return self.rejected(peer, started, Rejected::Tls(e)),
+            Err(_) => return self.rejected(peer, started, Rejected::Timeout),
+        };
+        match tokio::time::timeout_at(deadline, self.handshake(tls)).await {
+            Err(_) => self.rejected(peer, started, Rejected::Timeout),
+            Ok(Err(e)) => self.rejected(peer, started, e),
+            Ok(Ok(Handshake::Fallback(tls, first))) => {
+                self.fallback(tls, first, peer, local, started).await
+            }
+            Ok(Ok(Handshake::Session(tls, header, user, payload))) => {
+                self.session(tls, header, user, payload, peer).await
+            }
+        }
+    }
+
+    async fn handshake(&self, mut tls: TlsStream<TcpStream>) -> Result<Handshake, Rejected> {
+        let mut buf = BytesMut::with_capacity(FIRST_READ);
+        tls.read_buf(&mut buf).await?;
+        let user = loop {
+            match self.check_first(&buf) {
+                First::User(user) => break user,
+                First::Invalid(_) if !self.fallbacks.is_empty() => {
+                    return Ok(Handshake::Fallback(tls, buf));
+                }
+                First::Invalid(e) => return Err(e),
+                First::More => read_more(&mut tls, &mut buf).await?,
+            }
+        };
+        loop {
+            match RequestHeader::decode(&buf)? {
+                Some((header, used)) => {
+                    let payload = buf.split_off(used);
+                    return Ok(Handshake::Session(tls, header, user, payload));
+                }
+                None => read_more(&mut tls, &mut buf).await?,
+            }
+        }
+    }
+
+    /// The fallback decision on the first read, as Xray makes it.
+    fn check_first(&self, buf: &[u8]) -> First {
+        if !self.fallbacks.is_empty() && buf.len() < 18 {
+            return First::Invalid(Rejected::Truncated);
+        }
+        match RequestHeader::peek_user(buf) {
+            Ok(None) => First::More,
+            Ok(Some(id)) => match self.users.find(&id) {
+                Some(user) => First::User(user),
+                None => First::Invalid(Rejected::UnknownUser),
+            },
+            Err(e) => First::Invalid(Rejected::Header(e)),
+        }
+    }
+
+    async fn session(
+        &self,
+        tls: TlsStream<TcpStream>,
+        header: RequestHeader,
+        user: Arc<str>,
+        payload: BytesMut,
+        peer: SocketAddr,
+    ) {
+        let (sni, alpn) = tls_facts(&tls);
+        let (network, dest) = match &header.command {
+            Command::Tcp(d) => (Network::Tcp, d),
+            Command::Udp(d) => (Network::Udp, d),
+            Command::Mux => {
+                return self.rejected(peer, Instant::now(), Rejected::Unsupported("Mux.Cool"));
+            }
+            Command::Reverse => {
+                return self.rejected(peer, Instant::now(), Rejected::Unsupported("reverse proxy"));
+            }
+        };
+        if !header.addons.flow.is_empty() {
+            return self.rejected(
+                peer,
+                Instant::now(),
+                Rejected::Flow(header.addons.flow.clone()),
+            );
+        }
+        let mut fields = SnapshotFields::new(&self.tag, peer, network, target_of(dest));
+        fields.user = Some(user);
+        fields.sni = sni;
+        fields.alpn = alpn;
+        let snapshot = fields.freeze();
+        match network {
+            Network::Tcp => {
+                dispatch::tcp_session(&self.ctx, snapshot, tls, payload, &RESPONSE).await
+            }
+            Network::Udp => {
+                dispatch::udp_session(&self.ctx, snapshot, tls, payload, &RESPONSE).await
+            }
+        }
+    }
+
+    async fn fallback(
+        &self,
+        tls: TlsStream<TcpStream>,
+        first: BytesMut,
+        peer: SocketAddr,
+        local: SocketAddr,
+        started: Instant,
+    ) {
+        let (sni, alpn) = tls_facts(&tls);
+        let chosen = fallback::select(
+            &self.fallbacks,
+            sni.as_deref().unwrap_or(""),
+            alpn.as_deref().unwrap_or(""),
+            &first,
+        );
+        let Some(chosen) = chosen else {
+            return self.rejected(peer, started, Rejected::UnknownUser);
+        };
+        let target = Target::new(format!("{:?}", chosen.dest), 0);
+        let snapshot = SnapshotFields::new(&self.tag, peer, Network::Tcp, target).freeze();
+        let (traffic, outcome) =
+            match fallback::serve(chosen, tls, first, peer, local, &self.timeouts).await {
+                Ok(t) => (t, Outcome::Fallback),
+                Err(e) => {
+                    tracing::warn!(%peer, "fallback failed: {e}");
+                    (Traffic::default(), Outcome::Error)
+                }
+            };
+        dispatch::access_log(&snapshot, None, traffic, started, outcome);
+    }
+
+    fn rejected(&self, peer: SocketAddr, started: Instant, why: Rejected) {
+        tracing::debug!(%peer, "rejected: {why}");
+        let snapshot =
+            SnapshotFields::new(&self.tag, peer, Network::Tcp, Target::new("-", 0)).freeze();
+        dispatch::access_log(
+            &snapshot,
+            None,
+            Traffic::default(),
+            started,
+            Outcome::Rejected,
+        );
+    }
+}
+
+enum Handshake {
+    Fallback(TlsStream<TcpStream>, BytesMut),
+    Session(TlsStream<TcpStream>, RequestHeader, Arc<str>, BytesMut),
+}
+
+async fn read_more(tls: &mut TlsStream<TcpStream>, buf: &mut BytesMut) -> Result<(), Rejected> {
+    if buf.len() >= MAX_HEADER.max(FIRST_READ) {
+        return Err(Rejected::Header(VlessError::InvalidAddons(
+            "header too long",
+        )));
+    }
+    buf.reserve(FIRST_READ);
+    match tls.read_buf(buf).await? {
+        0 => Err(Rejected::Truncated),
+        _ => Ok(()),
+    }
+}
+
+fn tls_facts(tls: &TlsStream<TcpStream>) -> (Option<Arc<str>>, Option<Arc<str>>) {
+    let conn = tls.get_ref().1;
+    let sni = conn
+        .server_name()
+        .map(|s| Arc::from(s.to_ascii_lowercase()));
+    let alpn = conn
+        .alpn_protocol()
+        .and_then(|a| std::str::from_utf8(a).ok())
+        .map(Arc::from);
+    (sni, alpn)
+}
+
+pub fn target_of(dest: &Destination) -> Target {
+    let host = match &dest.addr {
+        Address::Ipv4(ip) => ip.to_string(),
+        Address::Ipv6(ip) => ip.to_string(),
+        Address::Domain(d) => d.clone(),
+    };
+    Target::new(host, dest.port)
+}
+
+/// Builds the TLS acceptor of a VLESS inbound.
+pub fn acceptor(config: &VlessInbound) -> anyhow::Result<TlsAcceptor> {
+    let mut tls = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(config.tls.certs.clone(), config.tls.key.clone_key())?;
+    tls.alpn_protocols = config
+        .tls
+        .alpn
+        .iter()
+        .map(|a| a.as_bytes().to_vec())
+        .collect();
+    Ok(TlsAcceptor::from(Arc::new(tls)))
+}

@@ -1,0 +1,66 @@
+//! One wasmtime engine for all plugins: the pooling allocator (instantiation is a few
+//! microseconds and memory is capped per instance), epoch interruption (a cheap
+//! deadline check instead of fuel metering), component model on, async off (it costs
+//! per call and plugin calls are short and synchronous).
+
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch ticks: the granularity of call deadlines.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Component instances the pool holds at once (all plugins, pooled and in flight).
+const MAX_INSTANCES: u32 = 512;
+
+#[derive(Clone)]
+pub struct PluginEngine {
+    pub engine: Engine,
+    /// The largest memory any instance may have (the pool's slot size).
+    pub max_memory: u64,
+}
+
+impl PluginEngine {
+    /// Builds the engine with memory slots of `max_memory` bytes and starts the epoch
+    /// ticker, which stops when the engine is dropped.
+    pub fn new(max_memory: u64) -> anyhow::Result<Self> {
+        let max_memory = max_memory.next_multiple_of(64 * 1024);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(MAX_INSTANCES)
+            .total_core_instances(MAX_INSTANCES * 4)
+            .total_memories(MAX_INSTANCES)
+            .total_tables(MAX_INSTANCES * 2)
+            .max_memories_per_component(2)
+            .max_memory_size(usize::try_from(max_memory)?);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .memory_reservation(max_memory)
+            .memory_guard_size(64 * 1024)
+            .memory_reservation_for_growth(0)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config)?;
+        start_ticker(&engine)?;
+        Ok(Self { engine, max_memory })
+    }
+
+    /// Epoch ticks that make up `timeout` (at least 1, plus one for the partial tick).
+    pub fn deadline_ticks(timeout: Duration) -> u64 {
+        (timeout.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64 + 1
+    }
+}
+
+fn start_ticker(engine: &Engine) -> std::io::Result<()> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("wasm-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .map(drop)
+}

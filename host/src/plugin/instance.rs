@@ -1,0 +1,345 @@
+//! Configured plugin instances, pooled and reused across sessions.
+//!
+//! Instantiating from the pooling allocator is cheap, but `configure` (parsing the
+//! plugin's config, compiling its regexes) is not, so configured instances are kept in
+//! a small pool and reused. An instance that trapped, timed out or hit its memory cap
+//! is dropped, never reused: its state may be inconsistent.
+
+use std::sync::{Arc, Mutex};
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{ResourceLimiter, Store};
+
+use super::RuntimeLimits;
+use super::bindings::{Plugin, PluginPre, guest, host, types};
+use super::engine::PluginEngine;
+use super::error::PluginError;
+use super::load::Source;
+use crate::session::{Delta, DeltaLimits, Network, Snapshot};
+
+/// Configured instances kept per plugin.
+const POOL_CAP: usize = 16;
+/// Plugin log lines are cut to this length.
+const MAX_LOG_LINE: usize = 1024;
+/// `configure` may compile regexes: it gets this much time, whatever `call_timeout` is.
+const CONFIGURE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A plugin's answer for one session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    NeedMore,
+    NoMatch,
+    Matched(Delta),
+}
+
+/// Per-store state: who we are (for logs), the memory cap and the last panic message.
+pub struct HostState {
+    plugin: Arc<str>,
+    memory_limit: u64,
+    memory_exceeded: bool,
+    last_error: Option<String>,
+}
+
+impl ResourceLimiter for HostState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.memory_limit {
+            self.memory_exceeded = true;
+            return Err(wasmtime::Error::msg(format!(
+                "memory limit of {} bytes",
+                self.memory_limit
+            )));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+impl host::Host for HostState {
+    fn log(&mut self, level: host::Level, message: String) {
+        let mut message = message;
+        if message.len() > MAX_LOG_LINE {
+            let cut = (0..=MAX_LOG_LINE)
+                .rev()
+                .find(|i| message.is_char_boundary(*i))
+                .unwrap_or(0);
+            message.truncate(cut);
+            message.push('…');
+        }
+        let plugin = &*self.plugin;
+        match level {
+            host::Level::Error => {
+                tracing::warn!(target: "plugin", plugin, "{message}");
+                self.last_error = Some(message);
+            }
+            host::Level::Warn => tracing::warn!(target: "plugin", plugin, "{message}"),
+            host::Level::Info => tracing::info!(target: "plugin", plugin, "{message}"),
+            host::Level::Debug => tracing::debug!(target: "plugin", plugin, "{message}"),
+            host::Level::Trace => tracing::trace!(target: "plugin", plugin, "{message}"),
+        }
+    }
+}
+
+struct Slot {
+    store: Store<HostState>,
+    plugin: Plugin,
+}
+
+/// A compiled, validated and configured plugin.
+pub struct LoadedPlugin {
+    pub name: Arc<str>,
+    pub version: String,
+    pub stage: types::Stage,
+    pub payload_bytes: usize,
+    pub source: Source,
+    engine: PluginEngine,
+    pre: PluginPre<HostState>,
+    config_json: String,
+    limits: RuntimeLimits,
+    delta_limits: DeltaLimits,
+    pool: Mutex<Vec<Slot>>,
+    errors: RateLimit,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Plugin({} {} from {})",
+            self.name, self.version, self.source
+        )
+    }
+}
+
+pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    host::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    Ok(linker)
+}
+
+/// The pieces `load` has gathered before the plugin is configured.
+pub struct Parts {
+    pub name: Arc<str>,
+    pub version: String,
+    pub stage: types::Stage,
+    pub payload_bytes: usize,
+    pub source: Source,
+    pub pre: PluginPre<HostState>,
+}
+
+impl LoadedPlugin {
+    /// Configures one instance (which then serves as the pool's first).
+    pub fn configure(
+        parts: Parts,
+        engine: &PluginEngine,
+        config_json: String,
+        limits: RuntimeLimits,
+    ) -> Result<Self, PluginError> {
+        let plugin = LoadedPlugin {
+            name: parts.name,
+            version: parts.version,
+            stage: parts.stage,
+            payload_bytes: parts.payload_bytes,
+            source: parts.source,
+            engine: engine.clone(),
+            pre: parts.pre,
+            config_json,
+            limits,
+            delta_limits: DeltaLimits::default(),
+            pool: Mutex::new(Vec::new()),
+            errors: RateLimit::default(),
+        };
+        let slot = plugin.new_slot()?;
+        plugin.release(slot);
+        Ok(plugin)
+    }
+
+    /// Calls the plugin for one session.
+    pub fn handle(&self, snapshot: &Snapshot, payload: &[u8]) -> Result<Answer, PluginError> {
+        let view = to_wit(snapshot);
+        let payload = payload
+            .get(..self.payload_bytes.min(payload.len()))
+            .unwrap_or(payload);
+        let verdict = self.call(|slot| {
+            slot.plugin
+                .wasmray_plugin_guest()
+                .call_handle(&mut slot.store, &view, payload)
+        })?;
+        let answer = match verdict {
+            types::Verdict::NeedMore => Answer::NeedMore,
+            types::Verdict::NoMatch => Answer::NoMatch,
+            types::Verdict::Matched(d) => {
+                let delta = Delta {
+                    set: d.set,
+                    remove: d.remove,
+                    protocol: d.protocol,
+                    sniffed_domain: d.sniffed_domain,
+                    outbound: d.outbound,
+                };
+                delta.check(&self.delta_limits)?;
+                Answer::Matched(delta)
+            }
+        };
+        Ok(answer)
+    }
+
+    /// Logs a failed call with the plugin's name, at most once a second per plugin
+    /// (with the count of failures not logged in between).
+    pub fn report(&self, err: &PluginError) {
+        if let Some(suppressed) = self.errors.allow() {
+            tracing::warn!(plugin = %self.name, source = %self.source, suppressed, "plugin call failed: {err}");
+        }
+    }
+
+    fn call<R>(&self, f: impl FnOnce(&mut Slot) -> wasmtime::Result<R>) -> Result<R, PluginError> {
+        let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut slot = match pooled {
+            Some(slot) => slot,
+            None => self.new_slot()?,
+        };
+        slot.store
+            .set_epoch_deadline(PluginEngine::deadline_ticks(self.limits.call_timeout));
+        slot.store.data_mut().last_error = None;
+        match f(&mut slot) {
+            Ok(r) => {
+                self.release(slot);
+                Ok(r)
+            }
+            Err(e) => Err(self.classify(e, slot.store.data())),
+        }
+    }
+
+    fn release(&self, slot: Slot) {
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < POOL_CAP {
+            pool.push(slot);
+        }
+    }
+
+    fn new_slot(&self) -> Result<Slot, PluginError> {
+        let state = HostState {
+            plugin: self.name.clone(),
+            memory_limit: self.limits.memory_limit.min(self.engine.max_memory),
+            memory_exceeded: false,
+            last_error: None,
+        };
+        let mut store = Store::new(&self.engine.engine, state);
+        store.limiter(|s| s as &mut dyn ResourceLimiter);
+        store.set_epoch_deadline(PluginEngine::deadline_ticks(CONFIGURE_TIMEOUT));
+        let plugin = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| PluginError::Instantiate(format!("{e:#}")))?;
+        let configured = plugin
+            .wasmray_plugin_guest()
+            .call_configure(&mut store, &self.config_json)
+            .map_err(|e| self.classify(e, store.data()))?;
+        configured.map_err(PluginError::Configure)?;
+        Ok(Slot { store, plugin })
+    }
+
+    fn classify(&self, e: wasmtime::Error, state: &HostState) -> PluginError {
+        if state.memory_exceeded {
+            return PluginError::MemoryLimit(state.memory_limit);
+        }
+        if let Some(wasmtime::Trap::Interrupt) = e.downcast_ref::<wasmtime::Trap>() {
+            return PluginError::Timeout(self.limits.call_timeout.as_millis() as u64);
+        }
+        let trap = e
+            .downcast_ref::<wasmtime::Trap>()
+            .map_or_else(|| format!("{e:#}"), |t| t.to_string());
+        PluginError::Trap {
+            trap,
+            panic: state.last_error.clone(),
+        }
+    }
+}
+
+/// Describes a freshly instantiated plugin (used by `load` before configuring).
+pub fn describe(
+    engine: &PluginEngine,
+    pre: &PluginPre<HostState>,
+    name_hint: &str,
+) -> Result<types::Descriptor, PluginError> {
+    let state = HostState {
+        plugin: name_hint.into(),
+        memory_limit: engine.max_memory,
+        memory_exceeded: false,
+        last_error: None,
+    };
+    let mut store = Store::new(&engine.engine, state);
+    store.limiter(|s| s as &mut dyn ResourceLimiter);
+    store.set_epoch_deadline(PluginEngine::deadline_ticks(CONFIGURE_TIMEOUT));
+    let plugin = pre
+        .instantiate(&mut store)
+        .map_err(|e| PluginError::Instantiate(format!("{e:#}")))?;
+    let guest: &guest::Guest = plugin.wasmray_plugin_guest();
+    guest.call_describe(&mut store).map_err(|e| {
+        let data = store.data();
+        PluginError::Trap {
+            trap: format!("{e:#}"),
+            panic: data.last_error.clone(),
+        }
+    })
+}
+
+fn to_wit(s: &Snapshot) -> types::Snapshot {
+    let text = |v: &Option<Arc<str>>| v.as_deref().map(str::to_string);
+    types::Snapshot {
+        inbound_tag: s.inbound_tag.to_string(),
+        user: text(&s.user),
+        source: s.source.to_string(),
+        network: match s.network {
+            Network::Tcp => types::Network::Tcp,
+            Network::Udp => types::Network::Udp,
+        },
+        target_host: s.target.host.to_string(),
+        target_port: s.target.port,
+        sni: text(&s.sni),
+        alpn: text(&s.alpn),
+        protocol: text(&s.protocol),
+        sniffed_domain: text(&s.route_domain),
+        attributes: s
+            .attrs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+/// Allows one event a second; counts the rest.
+#[derive(Debug, Default)]
+struct RateLimit {
+    state: Mutex<(Option<std::time::Instant>, u64)>,
+}
+
+impl RateLimit {
+    /// `Some(suppressed since the last allowed event)` if this one may be logged.
+    fn allow(&self) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        match state.0 {
+            Some(last) if now.duration_since(last) < std::time::Duration::from_secs(1) => {
+                state.1 += 1;
+                None
+            }
+            _ => {
+                let suppressed = std::mem::take(&mut state.1);
+                state.0 = Some(now);
+                Some(suppressed)
+            }
+        }
+    }
+}

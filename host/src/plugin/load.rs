@@ -1,0 +1,206 @@
+//! From bytes to a configured plugin, with every check done off the hot path.
+//!
+//! Plugins are built for `wasm32-unknown-unknown`, so they are core modules with no
+//! WASI imports; the host turns them into components with wit-component here, at load
+//! time. That keeps the author's build a plain `cargo build --target
+//! wasm32-unknown-unknown` (no wasm-tools step), costs a few milliseconds per load
+//! (measured: far below cranelift's compile time), and lets the host check the core
+//! imports itself and name a forbidden one clearly. Ready-made components are
+//! accepted as well.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use wasmtime::component::Component;
+
+use super::RuntimeLimits;
+use super::bindings::PluginPre;
+use super::engine::PluginEngine;
+use super::error::PluginError;
+use super::instance::{self, LoadedPlugin, Parts};
+use crate::session::{Network, SnapshotFields, Target};
+
+/// The contract version this host speaks (the WIT package version).
+pub const CONTRACT: &str = "0.1.0";
+const PACKAGE: &str = "wasmray:plugin";
+const GUEST_EXPORT: &str = "wasmray:plugin/guest@0.1.0";
+const HOST_IMPORT: &str = "wasmray:plugin/host@0.1.0";
+/// Types only (no functions); a component imports it because `guest` uses its types.
+const TYPES_IMPORT: &str = "wasmray:plugin/types@0.1.0";
+
+/// Where a plugin came from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Source {
+    Builtin,
+    File(PathBuf),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Builtin => f.write_str("built-in"),
+            Source::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// Compiles, checks, describes, configures and smoke-tests a plugin. `config_for` gives
+/// the JSON config for the plugin's name (known only after `describe`).
+pub fn load_plugin(
+    engine: &PluginEngine,
+    bytes: &[u8],
+    source: Source,
+    config_for: &dyn Fn(&str) -> String,
+    limits: RuntimeLimits,
+) -> Result<LoadedPlugin, PluginError> {
+    let component = compile(engine, bytes)?;
+    check_component(engine, &component)?;
+    let linker =
+        instance::linker(&engine.engine).map_err(|e| PluginError::Instantiate(format!("{e:#}")))?;
+    let pre = linker
+        .instantiate_pre(&component)
+        .map_err(|e| PluginError::Instantiate(format!("{e:#}")))?;
+    let pre = PluginPre::new(pre).map_err(|e| PluginError::Instantiate(format!("{e:#}")))?;
+    let d = instance::describe(engine, &pre, &source.to_string())?;
+    if !valid_name(&d.name) {
+        return Err(PluginError::BadName(d.name));
+    }
+    let config = config_for(&d.name);
+    let parts = Parts {
+        name: Arc::from(d.name.as_str()),
+        version: d.version,
+        stage: d.stage,
+        payload_bytes: (d.payload_bytes as usize).min(MAX_PAYLOAD_BYTES),
+        source,
+        pre,
+    };
+    let plugin = LoadedPlugin::configure(parts, engine, config, limits)?;
+    smoke_test(&plugin)?;
+    Ok(plugin)
+}
+
+/// The most payload any plugin is shown (Xray's sniff cache is 32767 bytes).
+pub const MAX_PAYLOAD_BYTES: usize = 32 * 1024;
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+}
+
+fn compile(engine: &PluginEngine, bytes: &[u8]) -> Result<Component, PluginError> {
+    let component_bytes;
+    let bytes = if wasmparser::Parser::is_core_wasm(bytes) {
+        check_core_imports(bytes)?;
+        component_bytes = wit_component::ComponentEncoder::default()
+            .module(bytes)
+            .and_then(|e| e.validate(true).encode())
+            .map_err(|e| PluginError::Componentize(format!("{e:#}")))?;
+        &component_bytes[..]
+    } else if wasmparser::Parser::is_component(bytes) {
+        bytes
+    } else {
+        return Err(PluginError::NotWasm("bad magic number or version".into()));
+    };
+    Component::new(&engine.engine, bytes).map_err(|e| PluginError::Compile(format!("{e:#}")))
+}
+
+/// A core module may import only the host interface of this contract version.
+fn check_core_imports(bytes: &[u8]) -> Result<(), PluginError> {
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(|e| PluginError::NotWasm(e.to_string()))?;
+        let wasmparser::Payload::ImportSection(reader) = payload else {
+            continue;
+        };
+        for import in reader.into_imports() {
+            let import = import.map_err(|e| PluginError::NotWasm(e.to_string()))?;
+            check_import_name(import.module, Some(import.name))?;
+        }
+    }
+    Ok(())
+}
+
+fn check_import_name(module: &str, item: Option<&str>) -> Result<(), PluginError> {
+    if module == HOST_IMPORT || module == TYPES_IMPORT {
+        return Ok(());
+    }
+    if let Some(found) = other_version(module, "host").or_else(|| other_version(module, "types")) {
+        return Err(PluginError::ContractVersion {
+            found,
+            expected: CONTRACT,
+        });
+    }
+    let what = item.map_or_else(|| module.to_string(), |i| format!("{module}::{i}"));
+    Err(PluginError::ForbiddenImport(what))
+}
+
+/// "wasmray:plugin/<iface>@X" with X != CONTRACT gives Some(X).
+fn other_version(name: &str, iface: &str) -> Option<String> {
+    let rest = name
+        .strip_prefix(PACKAGE)?
+        .strip_prefix('/')?
+        .strip_prefix(iface)?;
+    let version = rest.strip_prefix('@').unwrap_or("(unversioned)");
+    (version != CONTRACT).then(|| version.to_string())
+}
+
+fn check_component(engine: &PluginEngine, component: &Component) -> Result<(), PluginError> {
+    let ty = component.component_type();
+    for (name, _) in ty.imports(&engine.engine) {
+        check_import_name(name, None)?;
+    }
+    let exports: Vec<String> = ty
+        .exports(&engine.engine)
+        .map(|(n, _)| n.to_string())
+        .collect();
+    if exports.iter().any(|e| e == GUEST_EXPORT) {
+        return Ok(());
+    }
+    if let Some(found) = exports.iter().find_map(|e| other_version(e, "guest")) {
+        return Err(PluginError::ContractVersion {
+            found,
+            expected: CONTRACT,
+        });
+    }
+    Err(PluginError::MissingExport(GUEST_EXPORT))
+}
+
+/// One call under the real limits, on a typical HTTP request, before the plugin may
+/// serve: a plugin that traps or times out here never replaces a working one.
+fn smoke_test(plugin: &LoadedPlugin) -> Result<(), PluginError> {
+    let target = Target::new("smoke.test", 80);
+    let source = std::net::SocketAddr::from(([127, 0, 0, 1], 40000));
+    let snapshot = SnapshotFields::new("smoke", source, Network::Tcp, target).freeze();
+    plugin
+        .handle(&snapshot, b"GET / HTTP/1.1\r\nHost: smoke.test\r\n\r\n")
+        .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_names() {
+        assert!(check_import_name(HOST_IMPORT, Some("log")).is_ok());
+        assert!(matches!(
+            check_import_name("wasmray:plugin/host@0.2.0", Some("log")),
+            Err(PluginError::ContractVersion { found, .. }) if found == "0.2.0"
+        ));
+        let err = check_import_name("wasi_snapshot_preview1", Some("fd_write")).unwrap_err();
+        assert!(
+            err.to_string().contains("wasi_snapshot_preview1::fd_write"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn names() {
+        assert!(valid_name("route-rules"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("Route Rules"));
+        assert!(!valid_name(&"a".repeat(65)));
+    }
+}

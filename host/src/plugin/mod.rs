@@ -1,0 +1,38 @@
+//! The plugin platform: wasm components that sniff and route sessions.
+//!
+//! * `engine`: one wasmtime `Engine` (pooling allocator, epoch interruption) and the
+//!   thread that ticks its epoch, so every call has a deadline.
+//! * `load`: bytes to a validated, configured plugin: core modules are componentized
+//!   with wit-component, imports are checked (no WASI, only `host.log`), the contract
+//!   version is checked, `describe`, `configure` and one smoke call run under limits.
+//! * `instance`: configured instances, pooled and reused; every call under a deadline,
+//!   a memory cap and an output bound; a trapped instance is thrown away.
+//! * `pipeline`: the plugins of one configuration in order, the stage runner and the
+//!   `on_error` policy.
+//! * `registry`: built-in plugins plus the plugin directory, the atomic pipeline swap
+//!   and the directory watcher.
+
+mod bindings;
+mod builtin;
+mod engine;
+mod error;
+mod instance;
+mod load;
+mod pipeline;
+mod registry;
+
+pub use builtin::BUILTIN;
+pub use engine::PluginEngine;
+pub use error::PluginError;
+pub use instance::{Answer, LoadedPlugin};
+pub use load::{CONTRACT, Source, load_plugin};
+pub use pipeline::Blocked;
+pub use pipeline::{Pipeline, SniffOutcome, SniffState};
+pub use registry::Registry;
+
+/// What the runtime needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct RuntimeLimits {
+    pub call_timeout: std::time::Duration,
+    pub memory_limit: u64,
+}

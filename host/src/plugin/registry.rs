@@ -1,0 +1,314 @@
+//! Built-in plugins plus the plugin directory, swapped atomically.
+//!
+//! A reload (directory change, SIGHUP) builds a whole new [`Pipeline`] off the hot
+//! path: unchanged files are reused, changed ones are compiled and validated (see
+//! `load`), and only then is the pipeline swapped in with one `ArcSwap::store`.
+//! A file that fails is refused with one log line and the previous version of that
+//! plugin keeps serving. Removing a file removes its plugin (a built-in of the same
+//! name comes back).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+
+use super::RuntimeLimits;
+use super::builtin::BUILTIN;
+use super::engine::PluginEngine;
+use super::instance::LoadedPlugin;
+use super::load::{Source, load_plugin};
+use super::pipeline::{Pipeline, PipelineSettings};
+use crate::config::PluginsConfig;
+
+/// Identifies one version of one plugin's bytes and configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct CacheKey {
+    source: Source,
+    /// The built-in's name (all built-ins share `Source::Builtin`).
+    builtin: Option<&'static str>,
+    /// File length and mtime (for built-ins: none).
+    stamp: Option<(u64, SystemTime)>,
+    config: String,
+    limits: String,
+}
+
+struct State {
+    config: PluginsConfig,
+    cache: HashMap<CacheKey, Arc<LoadedPlugin>>,
+    /// Keys already refused, so a broken file is reported once, not at every reload.
+    refused: HashSet<CacheKey>,
+}
+
+pub struct Registry {
+    engine: PluginEngine,
+    current: ArcSwap<Pipeline>,
+    state: Mutex<State>,
+}
+
+impl Registry {
+    /// Loads the built-ins and the directory. Fails if a pipeline entry is missing or
+    /// a built-in is broken; a broken directory file is only logged.
+    pub fn start(config: PluginsConfig) -> anyhow::Result<Arc<Registry>> {
+        let engine = PluginEngine::new(config.memory_limit)?;
+        let mut state = State {
+            config,
+            cache: HashMap::new(),
+            refused: HashSet::new(),
+        };
+        let pipeline = build(&engine, &mut state, None)?;
+        Ok(Arc::new(Registry {
+            engine,
+            current: ArcSwap::from_pointee(pipeline),
+            state: Mutex::new(state),
+        }))
+    }
+
+    /// The pipeline new sessions use now.
+    pub fn pipeline(&self) -> Arc<Pipeline> {
+        self.current.load_full()
+    }
+
+    pub fn dir(&self) -> Option<PathBuf> {
+        self.lock().config.dir.clone()
+    }
+
+    /// Rebuilds and swaps the pipeline, with a new `[plugins]` config if given.
+    /// On failure the current pipeline stays and the error is returned.
+    pub fn reload(&self, config: Option<PluginsConfig>) -> anyhow::Result<Arc<Pipeline>> {
+        let mut state = self.lock();
+        if let Some(mut config) = config {
+            if config.memory_limit > self.engine.max_memory {
+                tracing::warn!(
+                    "plugins.memory_limit above {} bytes needs a restart; capped",
+                    self.engine.max_memory
+                );
+                config.memory_limit = self.engine.max_memory;
+            }
+            state.config = config;
+        }
+        let current = self.current.load_full();
+        let next = Arc::new(build(&self.engine, &mut state, Some(&current))?);
+        self.current.store(next.clone());
+        let names: Vec<String> = next
+            .plugins
+            .iter()
+            .map(|p| format!("{}@{} ({})", p.name, p.version, p.source))
+            .collect();
+        tracing::info!(generation = next.generation, plugins = %names.join(", "), "plugin pipeline swapped");
+        Ok(next)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Watches the plugin directory and reloads after changes settle (debounced).
+    /// The watcher stops when the returned handle is dropped.
+    pub fn watch(self: &Arc<Self>) -> anyhow::Result<Option<notify::RecommendedWatcher>> {
+        use notify::Watcher;
+        let Some(dir) = self.dir() else {
+            return Ok(None);
+        };
+        std::fs::create_dir_all(&dir)?;
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if event.is_ok_and(|e| !e.kind.is_access()) {
+                    let _ = tx.send(());
+                }
+            })?;
+        watcher.watch(&dir, notify::RecursiveMode::NonRecursive)?;
+        let registry = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("plugin-watch".into())
+            .spawn(move || {
+                while rx.recv().is_ok() {
+                    // Debounce: wait until the directory has been quiet for a moment.
+                    while rx.recv_timeout(DEBOUNCE).is_ok() {}
+                    let Some(registry) = registry.upgrade() else {
+                        break;
+                    };
+                    if let Err(e) = registry.reload(None) {
+                        tracing::error!(
+                            "plugin reload failed, the previous pipeline keeps serving: {e:#}"
+                        );
+                    }
+                }
+            })?;
+        Ok(Some(watcher))
+    }
+}
+
+/// How long the plugin directory must be quiet before a reload.
+const DEBOUNCE: Duration = Duration::from_millis(150);
+
+fn build(
+    engine: &PluginEngine,
+    state: &mut State,
+    current: Option<&Pipeline>,
+) -> anyhow::Result<Pipeline> {
+    let limits = RuntimeLimits {
+        call_timeout: state.config.call_timeout,
+        memory_limit: state.config.memory_limit,
+    };
+    let mut by_name: BTreeMap<String, Arc<LoadedPlugin>> = BTreeMap::new();
+    for (name, bytes) in BUILTIN {
+        let plugin = load_cached(
+            engine,
+            state,
+            (Source::Builtin, Some(*name)),
+            None,
+            bytes,
+            &limits,
+        )
+        .map_err(|e| anyhow::anyhow!("built-in plugin {name}: {e}"))?;
+        by_name.insert(plugin.name.to_string(), plugin);
+    }
+    for (path, plugin) in load_dir(engine, state, current, &limits) {
+        if let Some(old) = by_name.get(&*plugin.name)
+            && let Source::File(other) = &old.source
+        {
+            tracing::warn!(plugin = %plugin.name, "both {} and {} describe this name; using the first", other.display(), path.display());
+            continue;
+        }
+        by_name.insert(plugin.name.to_string(), plugin);
+    }
+    let mut plugins = Vec::new();
+    for name in &state.config.pipeline {
+        match by_name.get(name) {
+            Some(p) => plugins.push(p.clone()),
+            None => anyhow::bail!(
+                "plugins.pipeline names {name:?}, but no built-in or file in the plugin directory describes that name"
+            ),
+        }
+    }
+    state
+        .cache
+        .retain(|_, p| Arc::strong_count(p) > 1 || by_name.contains_key(&*p.name));
+    Ok(Pipeline {
+        generation: current.map_or(1, |c| c.generation + 1),
+        plugins,
+        settings: PipelineSettings {
+            sniff_window: state.config.sniff_window,
+            on_error: state.config.on_error,
+            dest_override: state.config.dest_override.clone(),
+            route_only: state.config.route_only,
+        },
+    })
+}
+
+/// Every `*.wasm` in the directory that loads; for a file that fails, the version the
+/// current pipeline has from that same path, if any.
+fn load_dir(
+    engine: &PluginEngine,
+    state: &mut State,
+    current: Option<&Pipeline>,
+    limits: &RuntimeLimits,
+) -> Vec<(PathBuf, Arc<LoadedPlugin>)> {
+    let Some(dir) = state.config.dir.clone() else {
+        return Vec::new();
+    };
+    let mut files = match wasm_files(&dir) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!("cannot read the plugin directory {}: {e}", dir.display());
+            return Vec::new();
+        }
+    };
+    files.sort();
+    let mut loaded = Vec::new();
+    for path in files {
+        let previous = || {
+            current.and_then(|c| {
+                c.plugins
+                    .iter()
+                    .find(|p| p.source == Source::File(path.clone()))
+                    .cloned()
+            })
+        };
+        let Ok((bytes, stamp)) = read_stamped(&path) else {
+            loaded.extend(previous().map(|p| (path.clone(), p)));
+            continue;
+        };
+        match load_cached(
+            engine,
+            state,
+            (Source::File(path.clone()), None),
+            Some(stamp),
+            &bytes,
+            limits,
+        ) {
+            Ok(p) => loaded.push((path, p)),
+            Err(_) => loaded.extend(previous().map(|p| (path.clone(), p))),
+        }
+    }
+    loaded
+}
+
+fn wasm_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "wasm") && path.is_file() {
+            files.push(path);
+        }
+    }
+    Ok(files)
+}
+
+/// Bounded read: a plugin file is at most 64 MiB.
+fn read_stamped(path: &Path) -> std::io::Result<(Vec<u8>, (u64, SystemTime))> {
+    const MAX: u64 = 64 << 20;
+    let meta = std::fs::metadata(path)?;
+    if meta.len() > MAX {
+        return Err(std::io::Error::other("larger than 64 MiB"));
+    }
+    let bytes = std::fs::read(path)?;
+    Ok((bytes, (meta.len(), meta.modified()?)))
+}
+
+fn load_cached(
+    engine: &PluginEngine,
+    state: &mut State,
+    (source, builtin): (Source, Option<&'static str>),
+    stamp: Option<(u64, SystemTime)>,
+    bytes: &[u8],
+    limits: &RuntimeLimits,
+) -> Result<Arc<LoadedPlugin>, String> {
+    // The config depends on the name, known only after describe; key on all configs.
+    let config = serde_json::to_string(&state.config.config).unwrap_or_default();
+    let key = CacheKey {
+        source: source.clone(),
+        builtin,
+        stamp,
+        config,
+        limits: format!("{limits:?}"),
+    };
+    if let Some(p) = state.cache.get(&key) {
+        return Ok(p.clone());
+    }
+    if state.refused.contains(&key) {
+        return Err("refused before".into());
+    }
+    let configs = state.config.config.clone();
+    let config_for = move |name: &str| {
+        configs
+            .get(name)
+            .map_or_else(|| "{}".to_string(), |v| v.to_string())
+    };
+    match load_plugin(engine, bytes, source.clone(), &config_for, limits.clone()) {
+        Ok(p) => {
+            let p = Arc::new(p);
+            tracing::info!(plugin = %p.name, version = %p.version, %source, "plugin loaded");
+            state.cache.insert(key, p.clone());
+            Ok(p)
+        }
+        Err(e) => {
+            tracing::error!(%source, "plugin refused, the previous version (if any) keeps serving: {e}");
+            state.refused.insert(key);
+            Err(e.to_string())
+        }
+    }
+}

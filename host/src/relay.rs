@@ -1,0 +1,145 @@
+//! Bidirectional copy between a client and a target, with Xray's timeouts: `idle`
+//! while both directions are open, then `downlink_only` after the client finished
+//! sending or `uplink_only` after the target finished. Counts bytes both ways.
+//!
+//! Each direction uses one 16 KiB buffer, allocated when the relay starts (a TLS
+//! record is at most 16 KiB of plaintext, so larger buffers buy nothing).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::config::Timeouts;
+
+pub const BUF_SIZE: usize = 16 * 1024;
+
+/// Bytes moved by a relay.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Traffic {
+    pub up: u64,
+    pub down: u64,
+}
+
+/// Why a relay ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Both sides closed.
+    Done,
+    /// Nothing moved for the idle (or half-close) timeout.
+    Timeout,
+    /// A read or write failed.
+    Error,
+}
+
+/// Copies client→target and target→client until both are done or a timeout hits.
+/// `prefix` is written to the client glued to the first downlink bytes (the VLESS
+/// response header), or alone before closing if the target sends nothing.
+pub async fn relay<C, T>(client: C, target: T, prefix: &[u8], timeouts: &Timeouts) -> (Traffic, End)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut client_r, mut client_w) = tokio::io::split(client);
+    let (mut target_r, mut target_w) = tokio::io::split(target);
+    let start = Instant::now();
+    let activity = AtomicU64::new(0);
+    let up = AtomicU64::new(0);
+    let down = AtomicU64::new(0);
+    let mut uplink = std::pin::pin!(copy(
+        &mut client_r,
+        &mut target_w,
+        &[],
+        &up,
+        &activity,
+        start
+    ));
+    let mut downlink = std::pin::pin!(copy(
+        &mut target_r,
+        &mut client_w,
+        prefix,
+        &down,
+        &activity,
+        start
+    ));
+    let idle = watch_idle(&activity, start, timeouts.idle);
+    tokio::pin!(idle);
+    let end = tokio::select! {
+        r = &mut uplink => finish(r, &mut downlink, timeouts.downlink_only, &activity, start).await,
+        r = &mut downlink => finish(r, &mut uplink, timeouts.uplink_only, &activity, start).await,
+        _ = &mut idle => End::Timeout,
+    };
+    let traffic = Traffic {
+        up: up.load(Ordering::Relaxed),
+        down: down.load(Ordering::Relaxed),
+    };
+    (traffic, end)
+}
+
+/// One direction has ended with `first`; let the other go on for at most `timeout`
+/// of inactivity.
+async fn finish(
+    first: std::io::Result<()>,
+    other: &mut (impl std::future::Future<Output = std::io::Result<()>> + Unpin),
+    timeout: Duration,
+    activity: &AtomicU64,
+    start: Instant,
+) -> End {
+    if first.is_err() {
+        return End::Error;
+    }
+    tokio::select! {
+        r = other => if r.is_ok() { End::Done } else { End::Error },
+        _ = watch_idle(activity, start, timeout) => End::Timeout,
+    }
+}
+
+async fn copy<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    prefix: &[u8],
+    counter: &AtomicU64,
+    activity: &AtomicU64,
+    start: Instant,
+) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; BUF_SIZE + prefix.len()];
+    let mut pending = prefix.len();
+    buf[..pending].copy_from_slice(prefix);
+    loop {
+        let n = reader.read(&mut buf[pending..]).await?;
+        if n == 0 {
+            break;
+        }
+        activity.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        writer.write_all(&buf[..pending + n]).await?;
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+        if pending > 0 {
+            // The prefix went out glued to the first data; from now on plain copies.
+            buf.truncate(BUF_SIZE);
+            pending = 0;
+        }
+    }
+    if pending > 0 {
+        writer.write_all(&buf[..pending]).await?;
+    }
+    writer.flush().await?;
+    writer.shutdown().await
+}
+
+/// Resolves once nothing moved for `timeout`.
+pub(crate) async fn watch_idle(activity: &AtomicU64, start: Instant, timeout: Duration) {
+    let mut deadline = start + timeout;
+    loop {
+        tokio::time::sleep_until(deadline.into()).await;
+        let last = start + Duration::from_millis(activity.load(Ordering::Relaxed));
+        let next = last + timeout;
+        if next <= Instant::now() {
+            return;
+        }
+        deadline = next;
+    }
+}

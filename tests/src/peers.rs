@@ -1,0 +1,115 @@
+//! The real v2ray (Debian package, V2Ray 4.34) as a peer, from the templates in
+//! `shared/interop/` (copied here so the repo stands alone). Installed by `.ci/run`
+//! through `shared/interop/install-peers.sh`.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+/// A running v2ray, killed when dropped.
+pub struct V2ray {
+    pub socks: SocketAddr,
+    _child: Child,
+    _dir: tempfile::TempDir,
+}
+
+/// A free port on 127.0.0.1 (bound then released; v2ray binds it right after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl V2ray {
+    /// v2ray as a client: SOCKS5 on a free port → VLESS over TLS to `server`.
+    pub async fn client(server: SocketAddr, uuid: &str, sni: &str, mux: bool) -> V2ray {
+        let socks_port = free_port();
+        let config = format!(
+            r#"{{
+  "log": {{"loglevel": "warning"}},
+  "inbounds": [{{"listen": "127.0.0.1", "port": {socks_port}, "protocol": "socks", "settings": {{"udp": true}}}}],
+  "outbounds": [{{
+    "protocol": "vless",
+    "settings": {{"vnext": [{{"address": "127.0.0.1", "port": {port},
+                  "users": [{{"id": "{uuid}", "encryption": "none"}}]}}]}},
+    "streamSettings": {{"network": "tcp", "security": "tls",
+                       "tlsSettings": {{"serverName": "{sni}", "allowInsecure": true}}}},
+    "mux": {{"enabled": {mux}, "concurrency": 8}}
+  }}]
+}}"#,
+            port = server.port()
+        );
+        let socks = SocketAddr::from(([127, 0, 0, 1], socks_port));
+        Self::spawn(&config, socks).await
+    }
+
+    async fn spawn(config: &str, ready: SocketAddr) -> V2ray {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v2ray.json");
+        std::fs::write(&path, config).expect("write v2ray config");
+        let child = Command::new(v2ray_binary())
+            .arg("-config")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("v2ray is installed (run shared/interop/install-peers.sh or .ci/run)");
+        wait_listening(ready).await;
+        V2ray {
+            socks: ready,
+            _child: child,
+            _dir: dir,
+        }
+    }
+}
+
+fn v2ray_binary() -> String {
+    std::env::var("V2RAY").unwrap_or_else(|_| "v2ray".into())
+}
+
+/// Waits until something accepts TCP on `addr` (at most 20 s).
+pub async fn wait_listening(addr: SocketAddr) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut delay = Duration::from_millis(5);
+    while TcpStream::connect(addr).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{addr} never started listening"
+        );
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(200));
+    }
+}
+
+/// SOCKS5 CONNECT (no auth) through `proxy` to `target`.
+pub async fn socks5_connect(proxy: SocketAddr, target: SocketAddr) -> std::io::Result<TcpStream> {
+    let mut s = TcpStream::connect(proxy).await?;
+    s.write_all(&[5, 1, 0]).await?;
+    let mut reply = [0u8; 2];
+    s.read_exact(&mut reply).await?;
+    if reply != [5, 0] {
+        return Err(std::io::Error::other(format!("socks auth reply {reply:?}")));
+    }
+    let SocketAddr::V4(v4) = target else {
+        return Err(std::io::Error::other("ipv4 only"));
+    };
+    let mut req = vec![5, 1, 0, 1];
+    req.extend_from_slice(&v4.ip().octets());
+    req.extend_from_slice(&v4.port().to_be_bytes());
+    s.write_all(&req).await?;
+    let mut head = [0u8; 10];
+    s.read_exact(&mut head).await?;
+    if head[1] != 0 {
+        return Err(std::io::Error::other(format!(
+            "socks connect failed: code {}",
+            head[1]
+        )));
+    }
+    Ok(s)
+}
