@@ -1,0 +1,44 @@
+//! Interop with the real v2ray 4.34 client (Debian package; `tests/install-peers.sh`).
+//! v2ray's SOCKS port → VLESS over TLS → wasmray → a local server. Fails (does not
+//! skip) when v2ray is missing, so CI cannot pass without having run it.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wasmray_tests::peers::{V2ray, socks5_connect};
+use wasmray_tests::{SNI, TestServer, UUID, server_toml, servers};
+
+#[tokio::test]
+async fn the_v2ray_client_fetches_a_page_and_a_large_download_through_wasmray() {
+    let server = TestServer::start(&server_toml("", "")).await;
+    let v2ray = V2ray::client(server.addr, UUID, SNI, false).await;
+
+    let web = servers::http("served via v2ray and wasmray").await;
+    let mut s = socks5_connect(v2ray.socks, web).await.unwrap();
+    s.write_all(b"GET /interop HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    let mut page = String::new();
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_string(&mut page)).await.unwrap().unwrap();
+    assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
+    assert!(page.contains("X-Path: /interop"), "{page}");
+    assert!(page.ends_with("served via v2ray and wasmray"), "{page}");
+
+    const SIZE: u64 = 32 * 1024 * 1024;
+    let blob = servers::blob(SIZE).await;
+    let mut s = socks5_connect(v2ray.socks, blob).await.unwrap();
+    let check = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut expected = vec![0u8; 64 * 1024];
+        let mut offset = 0u64;
+        loop {
+            let n = s.read(&mut buf).await.unwrap();
+            if n == 0 {
+                return offset;
+            }
+            servers::fill_pattern(offset, &mut expected[..n]);
+            assert!(buf[..n] == expected[..n], "corrupt data at offset {offset}");
+            offset += n as u64;
+        }
+    };
+    let received = tokio::time::timeout(Duration::from_secs(120), check).await.unwrap();
+    assert_eq!(received, SIZE, "the whole download arrived intact");
+}
