@@ -78,15 +78,49 @@ pub fn parse_request_line(line: &[u8]) -> Option<RequestLine<'_>> {
     })
 }
 
+/// One header line, split at its first `:`, both sides trimmed of ASCII whitespace.
+/// Borrowed from the payload: parsing a head allocates nothing per line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field<'a> {
+    /// The name as sent (not empty).
+    pub name: &'a [u8],
+    /// The value as sent.
+    pub value: &'a [u8],
+}
+
+impl<'a> Field<'a> {
+    /// True when the name is `lower_name` (given in lower case), ignoring ASCII case.
+    pub fn is(&self, lower_name: &str) -> bool {
+        self.name.eq_ignore_ascii_case(lower_name.as_bytes())
+    }
+
+    /// The name, lower-cased (non-UTF-8 bytes replaced with U+FFFD).
+    pub fn lower_name(&self) -> String {
+        String::from_utf8_lossy(self.name).to_ascii_lowercase()
+    }
+
+    /// Writes the lower-cased name into `buf` (cleared first), to look names up without
+    /// allocating per line.
+    pub fn lower_name_into(&self, buf: &mut String) {
+        buf.clear();
+        buf.push_str(&String::from_utf8_lossy(self.name));
+        buf.make_ascii_lowercase();
+    }
+
+    /// The value, case kept (non-UTF-8 bytes replaced with U+FFFD).
+    pub fn value_str(&self) -> Cow<'a, str> {
+        String::from_utf8_lossy(self.value)
+    }
+}
+
 /// A parsed (possibly incomplete) request head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestHead<'a> {
     /// The request line, if line 0 is complete and splits into exactly three parts.
     pub request_line: Option<RequestLine<'a>>,
-    /// Header fields of the complete lines, in order: keys trimmed and lower-cased,
-    /// values trimmed (case kept). Lines without `:` or with an empty key are skipped.
-    /// Non-UTF-8 bytes are replaced with U+FFFD.
-    pub headers: Vec<(String, String)>,
+    /// Header fields of the complete lines after the request line, in order. Lines
+    /// without `:` or with an empty name are skipped.
+    pub headers: Vec<Field<'a>>,
     /// True when the empty line that ends the head was seen.
     pub complete: bool,
     /// Bytes of the head: through the empty line when complete, else through the last
@@ -123,30 +157,28 @@ impl<'a> RequestHead<'a> {
         head
     }
 
-    /// The value of header `name` (lower-case); the last one wins for repeated headers,
-    /// as in Xray.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    /// The value of header `name` (given in lower case); the last one wins for repeated
+    /// headers, as in Xray.
+    pub fn header(&self, name: &str) -> Option<Cow<'a, str>> {
         self.headers
             .iter()
             .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .find(|f| f.is(name))
+            .map(|f| f.value_str())
     }
 }
 
 /// Splits one header line at its first `:`.
-fn parse_field(line: &[u8]) -> Option<(String, String)> {
+fn parse_field(line: &[u8]) -> Option<Field<'_>> {
     let colon = line.iter().position(|&b| b == b':')?;
-    let key = lossy(line[..colon].trim_ascii());
-    if key.is_empty() {
+    let name = line[..colon].trim_ascii();
+    if name.is_empty() {
         return None;
     }
-    let value = lossy(line[colon + 1..].trim_ascii());
-    Some((key.to_ascii_lowercase(), value.into_owned()))
-}
-
-fn lossy(b: &[u8]) -> Cow<'_, str> {
-    String::from_utf8_lossy(b)
+    Some(Field {
+        name,
+        value: line[colon + 1..].trim_ascii(),
+    })
 }
 
 fn strip_cr(line: &[u8]) -> &[u8] {
@@ -213,18 +245,28 @@ mod tests {
         );
         assert!(h.complete);
         assert_eq!(h.len, 54);
-        assert_eq!(h.header("host"), Some("A.com"));
-        assert_eq!(h.header("x-y"), Some("z Z"));
+        assert_eq!(h.header("host").as_deref(), Some("A.com"));
+        assert_eq!(h.header("x-y").as_deref(), Some("z Z"));
         assert_eq!(h.header("body"), None);
+        assert_eq!(h.headers[1].lower_name(), "x-y");
+        let mut buf = String::from("junk");
+        h.headers[0].lower_name_into(&mut buf);
+        assert_eq!(buf, "host");
         assert_eq!(h.headers.len(), 2);
 
         let partial = RequestHead::parse(b"GET / HTTP/1.1\nHost: a\nUser-Ag");
         assert!(!partial.complete);
         assert_eq!(partial.len, 23);
-        assert_eq!(partial.headers, vec![("host".to_string(), "a".to_string())]);
+        assert_eq!(
+            partial.headers,
+            vec![Field {
+                name: b"Host",
+                value: b"a"
+            }]
+        );
 
         let dup = RequestHead::parse(b"GET / HTTP/1.1\nA: 1\nA: 2\n\n");
-        assert_eq!(dup.header("a"), Some("2"));
+        assert_eq!(dup.header("a").as_deref(), Some("2"));
         assert!(RequestHead::parse(b"GET / HTTP/1.1\r\n\r\n").complete);
         assert!(!RequestHead::parse(b"GET / HTTP/1.1\r\n\r").complete);
     }

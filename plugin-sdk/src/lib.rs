@@ -106,7 +106,14 @@ pub trait Plugin: Sized + 'static {
 ///
 /// Use it once, at the crate root of a `cdylib` crate:
 ///
-/// ```ignore
+/// ```
+/// # use wasmray_plugin_sdk::{Config, Descriptor, Plugin, Snapshot, Verdict};
+/// # pub struct MyPlugin;
+/// # impl Plugin for MyPlugin {
+/// #     fn describe() -> Descriptor { Descriptor::route("my-plugin", "0.1.0") }
+/// #     fn configure(_: &Config) -> Result<Self, String> { Ok(MyPlugin) }
+/// #     fn handle(&self, _: &Snapshot, _: &[u8]) -> Verdict { Verdict::NoMatch }
+/// # }
 /// wasmray_plugin_sdk::export_plugin!(MyPlugin);
 /// ```
 ///

@@ -148,7 +148,8 @@ impl Snapshot {
 }
 
 /// The changes a plugin asks for. Empty fields change nothing; the host merges deltas
-/// serially, in pipeline order, into the session's next snapshot.
+/// serially, in pipeline order, into the session's next snapshot (removals first, then
+/// sets).
 ///
 /// Build one with the chained methods (which share the fields' names):
 ///
@@ -160,7 +161,7 @@ impl Snapshot {
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Delta {
-    /// Attributes to set (keys lower-case, each key once).
+    /// Attributes to set (keys lower-case; see [`folded`](Delta::folded) for repeats).
     pub set: Vec<(String, String)>,
     /// Attributes to remove.
     pub remove: Vec<String>,
@@ -184,24 +185,19 @@ impl Delta {
         self
     }
 
-    /// Like [`set`](Delta::set), in place (handy in loops).
+    /// Like [`set`](Delta::set), in place (handy in loops). Constant time: repeated keys
+    /// are folded (the last value wins) when the delta is handed to the host.
     pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
         let mut key = key.into();
         key.make_ascii_lowercase();
-        let value = value.into();
-        match self.set.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => self.set.push((key, value)),
-        }
+        self.set.push((key, value.into()));
     }
 
     /// Removes attribute `key` (lower-cased) from the session.
     pub fn remove(mut self, key: impl Into<String>) -> Self {
         let mut key = key.into();
         key.make_ascii_lowercase();
-        if !self.remove.contains(&key) {
-            self.remove.push(key);
-        }
+        self.remove.push(key);
         self
     }
 
@@ -223,13 +219,41 @@ impl Delta {
         self
     }
 
-    /// The value this delta sets for `key` (looked up lower-cased).
+    /// The value this delta sets for `key` (looked up lower-cased; the last `set` wins).
     pub fn get(&self, key: &str) -> Option<&str> {
         let key = key.to_ascii_lowercase();
         self.set
             .iter()
+            .rev()
             .find(|(k, _)| *k == key)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The same delta with each attribute key set once (at its first position, with its
+    /// last value) and each removal listed once. Done for you before the host sees it.
+    pub fn folded(self) -> Delta {
+        let mut index: BTreeMap<String, usize> = BTreeMap::new();
+        let mut set: Vec<(String, String)> = Vec::with_capacity(self.set.len());
+        for (k, v) in self.set {
+            match index.get(&k) {
+                Some(&i) => set[i].1 = v,
+                None => {
+                    index.insert(k.clone(), set.len());
+                    set.push((k, v));
+                }
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let remove = self
+            .remove
+            .into_iter()
+            .filter(|k| seen.insert(k.clone()))
+            .collect();
+        Delta {
+            set,
+            remove,
+            ..self
+        }
     }
 
     /// True when the delta changes nothing.
@@ -397,6 +421,7 @@ impl From<Snapshot> for wit::Snapshot {
 
 impl From<Delta> for wit::Delta {
     fn from(d: Delta) -> Self {
+        let d = d.folded();
         wit::Delta {
             set: d.set,
             remove: d.remove,
@@ -482,13 +507,18 @@ mod tests {
     fn delta_builder() {
         let d = Delta::new()
             .set("A", "1")
+            .set("c", "3")
             .set("a", "2")
             .remove("B")
             .remove("b")
             .outbound("x");
-        assert_eq!(d.set, vec![("a".to_string(), "2".to_string())]);
-        assert_eq!(d.remove, vec!["b".to_string()]);
         assert_eq!(d.get("A"), Some("2"));
+        let f = d.clone().folded();
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(f.set, vec![pair("a", "2"), pair("c", "3")]);
+        assert_eq!(f.remove, vec!["b".to_string()]);
+        assert_eq!(f.get("a"), Some("2"));
+        assert_eq!(Delta::from(wit::Delta::from(d.clone())), f);
         assert!(!d.is_empty());
         assert!(Delta::new().is_empty());
     }

@@ -15,9 +15,14 @@ async fn the_v2ray_client_fetches_a_page_and_a_large_download_through_wasmray() 
 
     let web = servers::http("served via v2ray and wasmray").await;
     let mut s = socks5_connect(v2ray.socks, web).await.unwrap();
-    s.write_all(b"GET /interop HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    s.write_all(b"GET /interop HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
     let mut page = String::new();
-    tokio::time::timeout(Duration::from_secs(30), s.read_to_string(&mut page)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_string(&mut page))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
     assert!(page.contains("X-Path: /interop"), "{page}");
     assert!(page.ends_with("served via v2ray and wasmray"), "{page}");
@@ -39,6 +44,8 @@ async fn the_v2ray_client_fetches_a_page_and_a_large_download_through_wasmray() 
             offset += n as u64;
         }
     };
-    let received = tokio::time::timeout(Duration::from_secs(120), check).await.unwrap();
+    let received = tokio::time::timeout(Duration::from_secs(120), check)
+        .await
+        .unwrap();
     assert_eq!(received, SIZE, "the whole download arrived intact");
 }

@@ -49,7 +49,11 @@ impl Plugin for HeaderRouter {
         if settings.routes.is_empty() {
             return Err("routes: add at least one `value = \"outbound\"` entry".into());
         }
-        log::info!("routing by {:?} over {} values", settings.header, settings.routes.len());
+        log::info!(
+            "routing by {:?} over {} values",
+            settings.header,
+            settings.routes.len()
+        );
         Ok(HeaderRouter {
             // Attribute keys are lower-case.
             header: settings.header.to_ascii_lowercase(),
@@ -60,7 +64,9 @@ impl Plugin for HeaderRouter {
 
     fn handle(&self, session: &Snapshot, _payload: &[u8]) -> Verdict {
         let value = session.attr(&self.header).map(str::trim);
-        let outbound = value.and_then(|v| self.routes.get(v)).or(self.default.as_ref());
+        let outbound = value
+            .and_then(|v| self.routes.get(v))
+            .or(self.default.as_ref());
         match outbound {
             Some(tag) => Verdict::Matched(Delta::new().outbound(tag)),
             None => Verdict::NoMatch,

@@ -27,9 +27,15 @@ fn default_catches_the_rest() {
         r#"{"header": "x-route", "routes": {"us": "proxy-us"}, "default": "direct"}"#,
     );
     let other = SnapshotBuilder::new().attr("x-route", "mars").build();
-    assert_eq!(h.handle(&other, b"").expect_matched().outbound.as_deref(), Some("direct"));
+    assert_eq!(
+        h.handle(&other, b"").expect_matched().outbound.as_deref(),
+        Some("direct")
+    );
     let us = SnapshotBuilder::new().attr("x-route", " us ").build();
-    assert_eq!(h.handle(&us, b"").expect_matched().outbound.as_deref(), Some("proxy-us"));
+    assert_eq!(
+        h.handle(&us, b"").expect_matched().outbound.as_deref(),
+        Some("proxy-us")
+    );
 }
 
 #[test]
@@ -41,7 +47,13 @@ fn logs_its_configuration() {
 #[test]
 fn refuses_bad_configs() {
     assert!(configure_error::<HeaderRouter>("{}").contains("missing field `header`"));
-    assert!(configure_error::<HeaderRouter>(r#"{"header": "", "routes": {"a": "b"}}"#).contains("header"));
+    assert!(
+        configure_error::<HeaderRouter>(r#"{"header": "", "routes": {"a": "b"}}"#)
+            .contains("header")
+    );
     assert!(configure_error::<HeaderRouter>(r#"{"header": "x", "routes": {}}"#).contains("routes"));
-    assert!(configure_error::<HeaderRouter>(r#"{"header": "x", "routes": {"a": "b"}, "typo": 1}"#).contains("unknown field"));
+    assert!(
+        configure_error::<HeaderRouter>(r#"{"header": "x", "routes": {"a": "b"}, "typo": 1}"#)
+            .contains("unknown field")
+    );
 }

@@ -94,16 +94,18 @@ impl Plugin for SniffHttp {
 /// The answer for a (complete, or cut at the bound) request head. Linear in the number
 /// of header lines (a 16 KiB head can hold thousands of them).
 fn delta_for(head: &RequestHead<'_>) -> Delta {
-    let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
     let mut set: Vec<(String, String)> = Vec::new();
     let mut dropped = 0usize;
-    for (key, value) in &head.headers {
-        match index.get(key.as_str()) {
+    let mut name = String::new();
+    for field in &head.headers {
+        field.lower_name_into(&mut name);
+        match index.get(name.as_str()) {
             // Repeated header: the last one wins, as in Xray.
-            Some(&i) => set[i].1.clone_from(value),
+            Some(&i) => set[i].1 = field.value_str().into_owned(),
             None if set.len() < MAX_HEADER_ATTRIBUTES => {
-                index.insert(key, set.len());
-                set.push((key.clone(), value.clone()));
+                index.insert(name.clone(), set.len());
+                set.push((name.clone(), field.value_str().into_owned()));
             }
             None => dropped += 1,
         }
@@ -111,12 +113,16 @@ fn delta_for(head: &RequestHead<'_>) -> Delta {
     if dropped > 0 {
         log::debug!("{dropped} header lines beyond {MAX_HEADER_ATTRIBUTES} attributes ignored");
     }
-    let mut delta = Delta { set, ..Delta::new() }.protocol("http1");
+    let mut delta = Delta {
+        set,
+        ..Delta::new()
+    }
+    .protocol("http1");
     if let Some(line) = head.request_line {
         delta.insert(":method", line.method);
         delta.insert(":path", line.target);
     }
-    if let Some(domain) = head.header("host").and_then(http::host_domain) {
+    if let Some(domain) = head.header("host").and_then(|h| http::host_domain(&h)) {
         delta = delta.sniffed_domain(domain);
     }
     delta

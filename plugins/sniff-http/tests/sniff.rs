@@ -307,5 +307,9 @@ fn thousands_of_header_lines() {
     let d = h.handle(&tcp(), &req).expect_matched();
     assert_eq!(d.sniffed_domain.as_deref(), Some("many.example"));
     assert_eq!(d.set.len(), MAX_HEADER_ATTRIBUTES + 2);
-    assert_eq!(h.logs().len(), 1, "one log line for all the dropped headers");
+    assert_eq!(
+        h.logs().len(),
+        1,
+        "one log line for all the dropped headers"
+    );
 }

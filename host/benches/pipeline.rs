@@ -1,0 +1,93 @@
+//! Cost per session of the built-in pipeline (sniff-http, sniff-tls, route-rules) on a
+//! typical HTTP request: through the wasm runtime as the daemon runs it, and the same
+//! plugin logic called natively. Run: `cargo bench -p wasmray --bench pipeline`.
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use wasmray::config::Config;
+use wasmray::plugin::Registry;
+use wasmray::session::{Network, SnapshotFields, Target};
+use wasmray_plugin_sdk::harness::{Harness, SnapshotBuilder};
+use wasmray_plugin_sdk::{Plugin, Verdict};
+
+const REQUEST: &[u8] = b"GET /index.html?q=1 HTTP/1.1\r\nHost: www.example.com\r\nUser-Agent: curl/8.5.0\r\n\
+Accept: */*\r\nAccept-Language: en-US,en;q=0.9\r\nCache-Control: no-cache\r\nConnection: keep-alive\r\n\r\n";
+
+/// The route-rules table of `config/server.toml`, as JSON.
+fn route_config() -> (Config, String) {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/server.toml"),
+    )
+    .unwrap();
+    // The example's cert files are irrelevant here: keep only what the plugins need.
+    let plugins = &text[text.find("[plugins]").unwrap()..];
+    let config = Config::parse(&format!("[[outbound]]\ntag = \"direct\"\ntype = \"direct\"\n[[outbound]]\ntag = \"block\"\ntype = \"block\"\n{plugins}"), Path::new(".")).unwrap();
+    let json = config.plugins.config["route-rules"].to_string();
+    (config, json)
+}
+
+fn wasm_pipeline(c: &mut Criterion) {
+    let (config, _) = route_config();
+    let registry = Registry::start(config.plugins.clone()).unwrap();
+    let pipeline = registry.pipeline();
+    let source = "192.0.2.7:50000".parse().unwrap();
+    let snapshot = SnapshotFields::new(
+        "vless-in",
+        source,
+        Network::Tcp,
+        Target::new("93.184.216.34", 80),
+    )
+    .freeze();
+    let mut check = pipeline.new_sniff_state();
+    pipeline.sniff(&snapshot, REQUEST, &mut check).unwrap();
+    let routed = pipeline
+        .route(&pipeline.finish_sniff(&snapshot, &check))
+        .unwrap();
+    assert_eq!(
+        routed.outbound.as_deref(),
+        Some("direct"),
+        "the attrs rule matched"
+    );
+    c.bench_function("pipeline/wasm (http request, 3 plugins)", |b| {
+        b.iter(|| {
+            let mut state = pipeline.new_sniff_state();
+            pipeline
+                .sniff(&snapshot, black_box(REQUEST), &mut state)
+                .unwrap();
+            let sniffed = pipeline.finish_sniff(&snapshot, &state);
+            black_box(pipeline.route(&sniffed).unwrap())
+        })
+    });
+}
+
+fn native_pipeline(c: &mut Criterion) {
+    let (_, route_json) = route_config();
+    let http = Harness::<sniff_http::SniffHttp>::new("{}");
+    let tls = Harness::<sniff_tls::SniffTls>::new("{}");
+    let route = Harness::<route_rules::RouteRules>::new(&route_json);
+    let snapshot = SnapshotBuilder::new()
+        .inbound("vless-in")
+        .target("93.184.216.34", 80)
+        .build();
+    c.bench_function("pipeline/native (http request, same logic)", |b| {
+        b.iter(|| {
+            let mut routed = snapshot.clone();
+            for verdict in [
+                http.plugin().handle(&snapshot, black_box(REQUEST)),
+                tls.plugin().handle(&snapshot, REQUEST),
+            ] {
+                if let Verdict::Matched(d) = verdict {
+                    routed.attributes.extend(d.set.into_iter());
+                    routed.protocol = routed.protocol.or(d.protocol);
+                    routed.sniffed_domain = routed.sniffed_domain.or(d.sniffed_domain);
+                }
+            }
+            black_box(route.plugin().handle(&routed, &[]))
+        })
+    });
+}
+
+criterion_group!(benches, wasm_pipeline, native_pipeline);
+criterion_main!(benches);
