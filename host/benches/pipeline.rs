@@ -79,7 +79,7 @@ fn native_pipeline(c: &mut Criterion) {
                 tls.plugin().handle(&snapshot, REQUEST),
             ] {
                 if let Verdict::Matched(d) = verdict {
-                    routed.attributes.extend(d.set.into_iter());
+                    routed.attributes.extend(d.set);
                     routed.protocol = routed.protocol.or(d.protocol);
                     routed.sniffed_domain = routed.sniffed_domain.or(d.sniffed_domain);
                 }

@@ -145,3 +145,30 @@ impl Drop for KillOnDrop<'_> {
         let _ = self.0.wait();
     }
 }
+
+/// SIGTERM (and SIGINT) stop accepting, drain and exit 0.
+#[test]
+fn sigterm_drains_and_exits_zero() {
+    for signal in ["-TERM", "-INT"] {
+        let mut child = wasmray()
+            .args(["run", "--listen", "127.0.0.1:0", "--grace", "2s"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        assert!(
+            lines.any(|l| l.unwrap().contains("wasmray is running")),
+            "the daemon reports that it runs"
+        );
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = child.wait().unwrap();
+        assert_eq!(exit.code(), Some(0), "{signal}: {exit:?}");
+    }
+}

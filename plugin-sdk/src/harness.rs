@@ -221,7 +221,8 @@ impl SnapshotBuilder {
 }
 
 /// Merges `delta` into `snapshot` as the daemon does between pipeline steps: removals,
-/// then sets (keys lower-cased), then the protocol and sniffed domain when given. The
+/// then sets (keys lower-cased), then the protocol and sniffed domain unless an earlier
+/// plugin already set them (the first claim wins). The
 /// outbound is not part of a snapshot. Lets a test chain a sniffer and a router.
 pub fn apply(snapshot: &Snapshot, delta: &Delta) -> Snapshot {
     let mut s = snapshot.clone();
@@ -231,11 +232,12 @@ pub fn apply(snapshot: &Snapshot, delta: &Delta) -> Snapshot {
     for (k, v) in &delta.set {
         s.attributes.insert(k.to_ascii_lowercase(), v.clone());
     }
-    if let Some(p) = &delta.protocol {
-        s.protocol = Some(p.clone());
+    // As the daemon: the first plugin to set the protocol or the domain keeps it.
+    if s.protocol.is_none() {
+        s.protocol = delta.protocol.clone();
     }
-    if let Some(d) = &delta.sniffed_domain {
-        s.sniffed_domain = Some(d.clone());
+    if s.sniffed_domain.is_none() {
+        s.sniffed_domain = delta.sniffed_domain.clone();
     }
     s
 }

@@ -55,7 +55,8 @@ fn snapshot() -> Snapshot {
 fn hostile_plugins_are_contained_and_the_plugin_keeps_serving() {
     let plugin = load(&std::fs::read(HOSTILE).unwrap(), "{}").unwrap();
     let s = snapshot();
-    let cases: [(&str, fn(&PluginError) -> bool); 4] = [
+    type Check = fn(&PluginError) -> bool;
+    let cases: [(&str, Check); 4] = [
         ("loop", |e| matches!(e, PluginError::Timeout(_))),
         ("bomb", |e| matches!(e, PluginError::MemoryLimit(_))),
         (

@@ -139,12 +139,8 @@ fn parses_fallbacks_like_xray() {
 }
 
 #[test]
-fn the_examples_in_config_are_valid() {
-    for name in ["server.toml"] {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../config")
-            .join(name);
-        let text = std::fs::read_to_string(&path).unwrap();
-        check(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-    }
+fn the_server_example_in_config_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/server.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    check(&text).unwrap_or_else(|e| panic!("server.toml: {e}"));
 }

@@ -84,10 +84,10 @@ impl Address {
         let Some(&first) = raw.first() else {
             return Err(AddrError::EmptyDomain);
         };
-        if first == b'[' || first.is_ascii_digit() {
-            if let Some(ip) = parse_ip_literal(raw) {
-                return Ok(Address::from_ip(ip));
-            }
+        if (first == b'[' || first.is_ascii_digit())
+            && let Some(ip) = parse_ip_literal(raw)
+        {
+            return Ok(Address::from_ip(ip));
         }
         if raw.iter().all(|&b| is_domain_byte(b)) {
             // Every byte is ASCII, so this is a lossless conversion.

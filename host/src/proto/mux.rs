@@ -862,10 +862,9 @@ mod tests {
                 if let Status::New {
                     network, global_id, ..
                 } = &mut status
+                    && (*network == Network::Tcp || data.is_none())
                 {
-                    if *network == Network::Tcp || data.is_none() {
-                        *global_id = None;
-                    }
+                    *global_id = None;
                 }
                 (id, status, data)
             })
