@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::config::{OutboundKind, Timeouts};
-use crate::outbound::{Outbounds, connect_tcp};
+use crate::outbound::{Outbound, Outbounds, connect_tcp};
 use crate::plugin::{Pipeline, Registry, SniffOutcome};
 use crate::relay::{End, Traffic, relay};
 use crate::session::Snapshot;
@@ -117,12 +117,8 @@ pub async fn tcp_session<S>(
         Ok(s) => s,
         Err(outcome) => return access_log(&snapshot, None, Traffic::default(), started, outcome),
     };
-    let outbound = match ctx.outbounds.pick(decided.outbound.as_deref()) {
-        Ok(o) => o,
-        Err(e) => {
-            tracing::warn!("{e}");
-            return access_log(&decided, None, Traffic::default(), started, Outcome::Error);
-        }
+    let Some(outbound) = pick_outbound(ctx, &decided, started) else {
+        return;
     };
     let connect_timeout = match &outbound.kind {
         OutboundKind::Block => {
@@ -199,12 +195,8 @@ pub async fn udp_session<S>(
             );
         }
     };
-    let outbound = match ctx.outbounds.pick(decided.outbound.as_deref()) {
-        Ok(o) => o,
-        Err(e) => {
-            tracing::warn!("{e}");
-            return access_log(&decided, None, Traffic::default(), started, Outcome::Error);
-        }
+    let Some(outbound) = pick_outbound(ctx, &decided, started) else {
+        return;
     };
     if matches!(outbound.kind, OutboundKind::Block) {
         return access_log(
@@ -234,6 +226,23 @@ pub async fn udp_session<S>(
         }
     };
     access_log(&decided, Some(&outbound.tag), traffic, started, outcome);
+}
+
+/// The outbound the route stage chose (or the default); on an unknown tag the session
+/// is logged as an error and `None` returned.
+fn pick_outbound<'a>(
+    ctx: &'a Context,
+    decided: &Snapshot,
+    started: Instant,
+) -> Option<&'a Outbound> {
+    match ctx.outbounds.pick(decided.outbound.as_deref()) {
+        Ok(o) => Some(o),
+        Err(e) => {
+            tracing::warn!("{e}");
+            access_log(decided, None, Traffic::default(), started, Outcome::Error);
+            None
+        }
+    }
 }
 
 fn end_outcome(end: End) -> Outcome {

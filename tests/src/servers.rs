@@ -102,3 +102,20 @@ pub async fn udp_echo() -> SocketAddr {
     });
     addr
 }
+
+/// Reads `reader` to its end, checking every byte against the pattern; returns how many
+/// bytes arrived. Panics at the first wrong byte.
+pub async fn read_pattern<R: tokio::io::AsyncRead + Unpin>(reader: &mut R) -> u64 {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut expected = vec![0u8; 64 * 1024];
+    let mut offset = 0u64;
+    loop {
+        let n = reader.read(&mut buf).await.expect("read");
+        if n == 0 {
+            return offset;
+        }
+        fill_pattern(offset, &mut expected[..n]);
+        assert!(buf[..n] == expected[..n], "corrupt data at offset {offset}");
+        offset += n as u64;
+    }
+}

@@ -30,20 +30,7 @@ async fn the_v2ray_client_fetches_a_page_and_a_large_download_through_wasmray() 
     const SIZE: u64 = 32 * 1024 * 1024;
     let blob = servers::blob(SIZE).await;
     let mut s = socks5_connect(v2ray.socks, blob).await.unwrap();
-    let check = async {
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut expected = vec![0u8; 64 * 1024];
-        let mut offset = 0u64;
-        loop {
-            let n = s.read(&mut buf).await.unwrap();
-            if n == 0 {
-                return offset;
-            }
-            servers::fill_pattern(offset, &mut expected[..n]);
-            assert!(buf[..n] == expected[..n], "corrupt data at offset {offset}");
-            offset += n as u64;
-        }
-    };
+    let check = servers::read_pattern(&mut s);
     let received = tokio::time::timeout(Duration::from_secs(120), check)
         .await
         .unwrap();

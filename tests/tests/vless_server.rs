@@ -43,21 +43,7 @@ async fn a_100_mb_download_arrives_byte_for_byte() {
         .await
         .unwrap();
     read_response(&mut s).await.unwrap();
-    let check = async {
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut expected = vec![0u8; 64 * 1024];
-        let mut offset = 0u64;
-        loop {
-            let n = s.read(&mut buf).await.unwrap();
-            if n == 0 {
-                break;
-            }
-            servers::fill_pattern(offset, &mut expected[..n]);
-            assert!(buf[..n] == expected[..n], "corrupt data at offset {offset}");
-            offset += n as u64;
-        }
-        offset
-    };
+    let check = servers::read_pattern(&mut s);
     let received = tokio::time::timeout(Duration::from_secs(240), check)
         .await
         .unwrap();
