@@ -172,3 +172,124 @@ fn sigterm_drains_and_exits_zero() {
         assert_eq!(exit.code(), Some(0), "{signal}: {exit:?}");
     }
 }
+
+fn builtin(name: &str) -> &'static [u8] {
+    wasmray::plugin::BUILTIN
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, b)| *b)
+        .unwrap()
+}
+
+#[test]
+fn plugin_check_and_run_show_what_a_plugin_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("sniff-http.wasm");
+    std::fs::write(&wasm, builtin("sniff-http")).unwrap();
+    let out = wasmray()
+        .args(["plugin", "check"])
+        .arg(&wasm)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("name: sniff-http") && text.contains("Sniff"),
+        "{out:?}"
+    );
+
+    let payload = dir.path().join("request.txt");
+    std::fs::write(
+        &payload,
+        "GET /x HTTP/1.1\r\nHost: www.example.com:8080\r\nCache-Control: no-cache\r\n\r\n",
+    )
+    .unwrap();
+    let out = wasmray()
+        .args(["plugin", "run"])
+        .arg(&wasm)
+        .arg("--payload")
+        .arg(&payload)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    for expected in [
+        "matched",
+        "set cache-control = no-cache",
+        "set :path = /x",
+        "protocol = http1",
+        "sniffed-domain = www.example.com",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in:\n{text}");
+    }
+
+    std::fs::write(&wasm, b"not wasm").unwrap();
+    let out = wasmray()
+        .args(["plugin", "check"])
+        .arg(&wasm)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a wasm module"),
+        "{out:?}"
+    );
+}
+
+/// SIGHUP re-reads the `[plugins]` section: a valid change is swapped in, an invalid
+/// one is refused while the running pipeline keeps serving.
+#[test]
+fn sighup_reloads_the_plugins() {
+    let dir = example_dir();
+    let path = dir.path().join("server.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("0.0.0.0:8443", "127.0.0.1:0");
+    std::fs::write(&path, &text).unwrap();
+    let mut child = wasmray()
+        .arg("run")
+        .arg("-c")
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let guard = KillOnDrop(&mut child);
+    let mut lines = BufReader::new(guard.0.stderr.take().unwrap())
+        .lines()
+        .map(|l| l.unwrap());
+    assert!(lines.any(|l| l.contains("listening")), "the daemon starts");
+    let pid = guard.0.id().to_string();
+    let hup = || {
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+
+    std::fs::write(
+        &path,
+        text.replace("call_timeout = \"5ms\"", "call_timeout = \"7ms\""),
+    )
+    .unwrap();
+    hup();
+    let swapped = lines
+        .find(|l| l.contains("plugin pipeline swapped"))
+        .unwrap();
+    assert!(swapped.contains("generation=2"), "{swapped}");
+
+    std::fs::write(
+        &path,
+        text.replace("default = \"direct\"", "default = \"nowhere\""),
+    )
+    .unwrap();
+    hup();
+    let refused = lines.find(|l| l.contains("SIGHUP")).unwrap();
+    assert!(
+        refused.contains("configuration refused") || refused.contains("no outbound"),
+        "{refused}"
+    );
+}

@@ -316,3 +316,74 @@ async fn the_router_is_swapped_20_times_under_load_without_a_failed_session() {
         "{line}"
     );
 }
+
+#[tokio::test]
+async fn the_sdk_example_plugin_routes_in_the_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(EXAMPLE, dir.path().join("example-header-router.wasm")).unwrap();
+    let mut toml = plugin_dir_toml(
+        dir.path(),
+        r#"["sniff-http", "example-header-router", "route-rules"]"#,
+        "",
+    );
+    toml.push_str("[plugins.config.example-header-router]\nheader = \"x-route\"\n[plugins.config.example-header-router.routes]\nnope = \"block\"\n");
+    let server = TestServer::start(&toml).await;
+    let echo = servers::echo().await;
+    let plain = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    assert_eq!(echo_session(&server, echo, plain).await.unwrap().0, plain);
+    let routed = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Route: nope\r\n\r\n";
+    let reply = echo_session(&server, echo, routed)
+        .await
+        .map(|r| r.0)
+        .unwrap_or_default();
+    assert!(
+        reply.is_empty(),
+        "the example plugin sent the session to block: {reply:?}"
+    );
+}
+
+/// A file that describes itself with a built-in's name overrides it; removing the file
+/// brings the built-in back.
+#[tokio::test]
+async fn a_file_overrides_a_builtin_until_it_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = plugin_dir_toml(
+        dir.path(),
+        r#"["sniff-http", "sniff-tls", "route-rules"]"#,
+        "",
+    );
+    let server = TestServer::start(&toml).await;
+    let source = || {
+        let pipeline = server.daemon.registry.pipeline();
+        let rules = pipeline
+            .plugins
+            .iter()
+            .find(|p| &*p.name == "route-rules")
+            .unwrap();
+        (pipeline.generation, rules.source.clone())
+    };
+    assert_eq!(source().1, Source::Builtin);
+    let bytes = wasmray::plugin::BUILTIN
+        .iter()
+        .find(|(n, _)| *n == "route-rules")
+        .unwrap()
+        .1;
+    let file = dir.path().join("my-rules.wasm");
+    std::fs::write(&file, bytes).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while source().1 != Source::File(file.clone()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the file never took over"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    std::fs::remove_file(&file).unwrap();
+    while source().1 != Source::Builtin {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the built-in never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
