@@ -8,6 +8,7 @@ pub mod default_config;
 pub mod dispatch;
 pub mod inbound;
 pub mod logging;
+pub mod mux;
 pub mod outbound;
 pub mod plugin;
 pub mod proto;

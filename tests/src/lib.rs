@@ -3,6 +3,7 @@
 //! servers (TCP echo, HTTP, a patterned blob, UDP echo). Everything binds 127.0.0.1:0.
 
 pub mod logcapture;
+pub mod mux_client;
 pub mod peers;
 pub mod servers;
 pub mod vless_client;

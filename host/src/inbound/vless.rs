@@ -146,8 +146,31 @@ impl VlessServer {
         let (network, dest) = match &header.command {
             Command::Tcp(d) => (Network::Tcp, d),
             Command::Udp(d) => (Network::Udp, d),
+            Command::Mux if header.addons.flow.is_empty() => {
+                let mut fields = SnapshotFields::new(
+                    &self.tag,
+                    peer,
+                    Network::Tcp,
+                    Target::new("v1.mux.cool", 0),
+                );
+                fields.user = Some(user);
+                fields.sni = sni;
+                fields.alpn = alpn;
+                return crate::mux::serve(
+                    self.ctx.clone(),
+                    fields.freeze(),
+                    tls,
+                    payload,
+                    &RESPONSE,
+                )
+                .await;
+            }
             Command::Mux => {
-                return self.rejected(peer, Instant::now(), Rejected::Unsupported("Mux.Cool"));
+                return self.rejected(
+                    peer,
+                    Instant::now(),
+                    Rejected::Flow(header.addons.flow.clone()),
+                );
             }
             Command::Reverse => {
                 return self.rejected(peer, Instant::now(), Rejected::Unsupported("reverse proxy"));

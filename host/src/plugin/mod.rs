@@ -36,3 +36,6 @@ pub struct RuntimeLimits {
     pub call_timeout: std::time::Duration,
     pub memory_limit: u64,
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,12 @@
+//! Mux.Cool on the server: one VLESS connection (command 3) carries many sub-streams.
+//!
+//! This is where Xray-core 24.9.30 crashed: every sub-stream's sniffer wrote into one
+//! attribute map shared by the connection. Here every New frame starts a session of
+//! its own, from a snapshot derived from the tunnel's (user, source, SNI, ALPN) with
+//! none of its attributes, and goes through the same sniff window, plugin pipeline,
+//! outbound and access log as a plain VLESS connection (`dispatch`).
+
+mod server;
+mod substream;
+
+pub use server::{MAX_STREAMS, serve};
