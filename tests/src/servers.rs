@@ -119,3 +119,16 @@ pub async fn read_pattern<R: tokio::io::AsyncRead + Unpin>(reader: &mut R) -> u6
         offset += n as u64;
     }
 }
+
+/// UDP "who am I": answers every datagram with the sender's address as text.
+pub async fn udp_whoami() -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let addr = socket.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while let Ok((_, from)) = socket.recv_from(&mut buf).await {
+            let _ = socket.send_to(from.to_string().as_bytes(), from).await;
+        }
+    });
+    addr
+}

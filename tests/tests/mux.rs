@@ -209,3 +209,88 @@ async fn the_v2ray_client_with_mux_fetches_many_pages_at_once() {
         t.await.unwrap();
     }
 }
+
+/// Reads `n` UDP Keep frames: (source address, payload).
+async fn read_datagrams(
+    s: &mut wasmray_tests::vless_client::Stream,
+    n: usize,
+) -> Vec<(Option<wasmray::proto::Destination>, Vec<u8>)> {
+    wasmray_tests::vless_client::read_response(s).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = bytes::BytesMut::new();
+    while got.len() < n {
+        tokio::time::timeout(Duration::from_secs(20), s.read_buf(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        while let Some((frame, used)) = Frame::decode(&buf).unwrap() {
+            if let wasmray::proto::mux::Status::Keep { udp_addr } = &frame.status {
+                got.push((udp_addr.clone(), frame.data.unwrap_or_default().to_vec()));
+            }
+            bytes::Buf::advance(&mut buf, used);
+        }
+    }
+    got
+}
+
+/// XUDP as Xray's client sends it: session 0, a GlobalID, Keep frames naming other
+/// destinations (full cone: one source port for all), and the same source port again
+/// after a reconnect with the same GlobalID.
+#[tokio::test]
+async fn xudp_is_full_cone_and_reuses_its_global_id_after_a_reconnect() {
+    let server = TestServer::start(&server_toml("", "")).await;
+    let (who1, who2) = (servers::udp_whoami().await, servers::udp_whoami().await);
+    let global_id = *b"wasmray1";
+
+    let mut tunnel = open(server.addr, &server.certs.cert_der, UUID)
+        .await
+        .unwrap();
+    let mut frames = bytes::BytesMut::new();
+    Frame::new_session(0, Network::Udp, dest(who1), Some(b"x"))
+        .with_global_id(global_id)
+        .encode(&mut frames)
+        .unwrap();
+    Frame::keep_udp(0, dest(who2), b"y")
+        .encode(&mut frames)
+        .unwrap();
+    tunnel.write_all(&frames).await.unwrap();
+    let got = read_datagrams(&mut tunnel, 2).await;
+    let sources: Vec<_> = got.iter().map(|(a, _)| a.clone().unwrap()).collect();
+    assert!(
+        sources.contains(&dest(who1)) && sources.contains(&dest(who2)),
+        "{sources:?}"
+    );
+    assert_eq!(
+        got[0].1, got[1].1,
+        "both destinations saw one source port (full cone)"
+    );
+    let first_port = got[0].1.clone();
+    drop(tunnel);
+
+    let mut again = open(server.addr, &server.certs.cert_der, UUID)
+        .await
+        .unwrap();
+    let mut frames = bytes::BytesMut::new();
+    Frame::new_session(0, Network::Udp, dest(who1), Some(b"z"))
+        .with_global_id(global_id)
+        .encode(&mut frames)
+        .unwrap();
+    again.write_all(&frames).await.unwrap();
+    let got = read_datagrams(&mut again, 1).await;
+    assert_eq!(
+        got[0].1, first_port,
+        "the GlobalID brought back the same outbound socket"
+    );
+
+    // Another GlobalID gets another socket.
+    let mut other = open(server.addr, &server.certs.cert_der, UUID)
+        .await
+        .unwrap();
+    let mut frames = bytes::BytesMut::new();
+    Frame::new_session(0, Network::Udp, dest(who1), Some(b"w"))
+        .with_global_id(*b"another!")
+        .encode(&mut frames)
+        .unwrap();
+    other.write_all(&frames).await.unwrap();
+    assert_ne!(read_datagrams(&mut other, 1).await[0].1, first_port);
+}

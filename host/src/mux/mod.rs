@@ -8,5 +8,6 @@
 
 mod server;
 mod substream;
+pub mod xudp;
 
 pub use server::{MAX_STREAMS, serve};

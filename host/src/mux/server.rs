@@ -15,8 +15,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::substream::{self, PIPE_CAPACITY};
+use super::xudp;
 use crate::dispatch::{self, Context};
 use crate::inbound::vless::target_of;
+use crate::proto::Destination;
 use crate::proto::mux::{Frame, MuxError, Network as MuxNetwork, Status};
 use crate::session::{Network, Snapshot};
 
@@ -81,8 +83,16 @@ struct Tunnel {
     ctx: Context,
     snapshot: Snapshot,
     frames: mpsc::Sender<BytesMut>,
-    streams: HashMap<u16, mpsc::Sender<Bytes>>,
+    streams: HashMap<u16, Uplink>,
     sessions: JoinSet<()>,
+}
+
+/// Where a sub-stream's uplink data goes.
+enum Uplink {
+    /// TCP: bytes into the session's pipe.
+    Stream(mpsc::Sender<Bytes>),
+    /// UDP: datagrams, each with its destination if the frame named one.
+    Packets(mpsc::Sender<xudp::Packet>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,15 +133,19 @@ impl Tunnel {
     async fn handle(&mut self, id: u16, status: Status, data: Option<Bytes>) {
         match status {
             Status::New {
-                network, target, ..
+                network,
+                target,
+                global_id,
             } => {
-                self.open(id, network, target);
+                self.open(id, network, target, global_id.filter(|g| *g != [0; 8]));
                 if let Some(data) = data {
-                    self.forward(id, data).await;
+                    self.forward(id, None, data).await;
                 }
             }
-            Status::Keep { .. } => match data {
-                Some(data) if self.streams.contains_key(&id) => self.forward(id, data).await,
+            Status::Keep { udp_addr } => match data {
+                Some(data) if self.streams.contains_key(&id) => {
+                    self.forward(id, udp_addr, data).await
+                }
                 Some(_) => self.send(Frame::end(id, false)).await,
                 None => {}
             },
@@ -143,7 +157,13 @@ impl Tunnel {
     }
 
     /// Starts the sub-stream `id`: its pipe, its pumps and its session.
-    fn open(&mut self, id: u16, network: MuxNetwork, target: crate::proto::Destination) {
+    fn open(
+        &mut self,
+        id: u16,
+        network: MuxNetwork,
+        target: Destination,
+        global_id: Option<[u8; 8]>,
+    ) {
         if self.streams.len() >= MAX_STREAMS {
             tracing::warn!(id, "mux: more than {MAX_STREAMS} sub-streams; refused");
             let mut end = BytesMut::new();
@@ -151,49 +171,47 @@ impl Tunnel {
             let _ = self.frames.try_send(end);
             return;
         }
-        let udp = network == MuxNetwork::Udp;
+        if network == MuxNetwork::Udp {
+            // Its own session: the tunnel's facts, none of its (or a sibling's) attributes.
+            let snapshot = self.snapshot.child(Network::Udp, target_of(&target));
+            let (uplink, packets) = mpsc::channel(STREAM_QUEUE);
+            self.streams.insert(id, Uplink::Packets(uplink));
+            let (ctx, frames) = (self.ctx.clone(), self.frames.clone());
+            self.sessions.spawn(xudp::session(
+                ctx, snapshot, target, global_id, packets, id, frames,
+            ));
+            return;
+        }
         let (session_end, pump_end) = tokio::io::duplex(PIPE_CAPACITY);
         let (pump_read, pump_write) = tokio::io::split(pump_end);
         let (uplink, uplink_rx) = mpsc::channel(STREAM_QUEUE);
-        self.streams.insert(id, uplink);
-        let udp_source = udp.then(|| target.clone());
+        self.streams.insert(id, Uplink::Stream(uplink));
         self.sessions
-            .spawn(substream::uplink(pump_write, uplink_rx, udp));
-        self.sessions.spawn(substream::downlink(
-            pump_read,
-            id,
-            self.frames.clone(),
-            udp_source,
-        ));
-        let network = if udp { Network::Udp } else { Network::Tcp };
-        // Its own session: the tunnel's facts, none of its (or a sibling's) attributes.
-        let snapshot = self.snapshot.child(network, target_of(&target));
+            .spawn(substream::uplink(pump_write, uplink_rx));
+        self.sessions
+            .spawn(substream::downlink(pump_read, id, self.frames.clone()));
+        let snapshot = self.snapshot.child(Network::Tcp, target_of(&target));
         let ctx = self.ctx.clone();
         self.sessions.spawn(async move {
-            match network {
-                Network::Tcp => {
-                    dispatch::tcp_session(&ctx, snapshot, session_end, BytesMut::new(), &[]).await
-                }
-                Network::Udp => {
-                    dispatch::udp_session(&ctx, snapshot, session_end, BytesMut::new(), &[]).await
-                }
-            }
+            dispatch::tcp_session(&ctx, snapshot, session_end, BytesMut::new(), &[]).await;
         });
     }
 
     /// Queues uplink data for sub-stream `id`; ends the sub-stream if it stays full.
-    async fn forward(&mut self, id: u16, data: Bytes) {
-        let Some(stream) = self.streams.get(&id) else {
-            return;
+    async fn forward(&mut self, id: u16, addr: Option<Destination>, data: Bytes) {
+        let sent = match self.streams.get(&id) {
+            Some(Uplink::Stream(tx)) => send_or_stall(tx, data).await,
+            Some(Uplink::Packets(tx)) => send_or_stall(tx, (addr, data)).await,
+            None => return,
         };
-        match stream.send_timeout(data, STALL).await {
+        match sent {
             Ok(()) => {}
-            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+            Err(mpsc::error::SendTimeoutError::Timeout(())) => {
                 tracing::debug!(id, "mux: sub-stream stalled for {STALL:?}; ending it");
                 self.streams.remove(&id);
                 self.send(Frame::end(id, true)).await;
             }
-            Err(mpsc::error::SendTimeoutError::Closed(_)) => {
+            Err(mpsc::error::SendTimeoutError::Closed(())) => {
                 self.streams.remove(&id);
             }
         }
@@ -205,6 +223,17 @@ impl Tunnel {
             let _ = self.frames.send(bytes).await;
         }
     }
+}
+
+/// Sends on a sub-stream's queue, waiting at most [`STALL`] for room.
+async fn send_or_stall<T>(
+    tx: &mpsc::Sender<T>,
+    item: T,
+) -> Result<(), mpsc::error::SendTimeoutError<()>> {
+    tx.send_timeout(item, STALL).await.map_err(|e| match e {
+        mpsc::error::SendTimeoutError::Timeout(_) => mpsc::error::SendTimeoutError::Timeout(()),
+        mpsc::error::SendTimeoutError::Closed(_) => mpsc::error::SendTimeoutError::Closed(()),
+    })
 }
 
 /// Writes queued frames to the tunnel, the first glued to `prefix`.

@@ -3,36 +3,22 @@
 //! move bytes between the other end and the tunnel (uplink: Keep data from the reader;
 //! downlink: Keep frames to the writer). The pipe's capacity bounds what one
 //! sub-stream may buffer.
-//!
-//! UDP sub-streams carry one datagram per frame; on the pipe they are length-framed
-//! (`[u16 len][payload]`, as VLESS command 2), so `dispatch::udp_session` serves them.
+//! (UDP sub-streams do not use a pipe: see `xudp`.)
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
 
-use crate::proto::Destination;
 use crate::proto::mux::{Frame, MAX_STREAM_CHUNK};
-use crate::proto::udp;
 
 /// What one sub-stream may buffer in its pipe, each way.
 pub const PIPE_CAPACITY: usize = 64 * 1024;
 
 /// Moves uplink data (from the tunnel reader) into the session's pipe until the client
 /// ends the sub-stream, then half-closes the pipe.
-pub async fn uplink(
-    mut pipe: tokio::io::WriteHalf<DuplexStream>,
-    mut data: mpsc::Receiver<Bytes>,
-    udp_framing: bool,
-) {
+pub async fn uplink(mut pipe: tokio::io::WriteHalf<DuplexStream>, mut data: mpsc::Receiver<Bytes>) {
     while let Some(chunk) = data.recv().await {
-        let ok = if udp_framing {
-            let mut framed = BytesMut::with_capacity(chunk.len() + 2);
-            udp::encode(&chunk, &mut framed).is_err() || pipe.write_all(&framed).await.is_ok()
-        } else {
-            pipe.write_all(&chunk).await.is_ok()
-        };
-        if !ok {
+        if pipe.write_all(&chunk).await.is_err() {
             break;
         }
     }
@@ -40,12 +26,10 @@ pub async fn uplink(
 }
 
 /// Moves the session's downlink bytes to the tunnel as Keep frames, then sends End.
-/// For UDP, each length-framed datagram becomes one Keep frame carrying `source`.
 pub async fn downlink(
     mut pipe: tokio::io::ReadHalf<DuplexStream>,
     id: u16,
     frames: mpsc::Sender<BytesMut>,
-    udp_source: Option<Destination>,
 ) {
     let mut buf = BytesMut::with_capacity(MAX_STREAM_CHUNK);
     let error = loop {
@@ -55,11 +39,7 @@ pub async fn downlink(
             Ok(_) => {}
             Err(_) => break true,
         }
-        let sent = match &udp_source {
-            Some(source) => send_datagrams(&mut buf, id, source, &frames).await,
-            None => send_chunks(&mut buf, id, &frames).await,
-        };
-        if !sent {
+        if !send_chunks(&mut buf, id, &frames).await {
             return;
         }
     };
@@ -74,25 +54,6 @@ async fn send_chunks(buf: &mut BytesMut, id: u16, frames: &mpsc::Sender<BytesMut
         let mut frame = BytesMut::with_capacity(chunk.len() + 8);
         if Frame::keep(id, &chunk).encode(&mut frame).is_err() || frames.send(frame).await.is_err()
         {
-            return false;
-        }
-    }
-    true
-}
-
-async fn send_datagrams(
-    buf: &mut BytesMut,
-    id: u16,
-    source: &Destination,
-    frames: &mpsc::Sender<BytesMut>,
-) -> bool {
-    while let Some((datagram, used)) = udp::decode(buf) {
-        let mut frame = BytesMut::with_capacity(datagram.len() + 32);
-        let ok = Frame::keep_udp(id, source.clone(), datagram)
-            .encode(&mut frame)
-            .is_ok();
-        buf.advance(used);
-        if ok && frames.send(frame).await.is_err() {
             return false;
         }
     }
