@@ -294,3 +294,32 @@ async fn xudp_is_full_cone_and_reuses_its_global_id_after_a_reconnect() {
     other.write_all(&frames).await.unwrap();
     assert_ne!(read_datagrams(&mut other, 1).await[0].1, first_port);
 }
+
+/// Keep for a sub-stream that does not exist is answered with End for that id; the
+/// tunnel goes on. KeepAlive is ignored.
+#[tokio::test]
+async fn keep_for_an_unknown_id_is_answered_with_end() {
+    let server = TestServer::start(&server_toml("", "")).await;
+    let echo = servers::echo().await;
+    let mut tunnel = open(server.addr, &server.certs.cert_der, UUID)
+        .await
+        .unwrap();
+    let mut frames = bytes::BytesMut::new();
+    Frame::keep(7, b"nobody here").encode(&mut frames).unwrap();
+    Frame::keep_alive(7).encode(&mut frames).unwrap();
+    frames.extend_from_slice(&open_frames(
+        &[(Network::Tcp, dest(echo), b"hello".to_vec())],
+        true,
+    ));
+    tunnel.write_all(&frames).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(20), collect(&mut tunnel, 2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        got[&7].ended && got[&7].data.is_empty(),
+        "{:?}",
+        got.get(&7)
+    );
+    assert_eq!(got[&1].data, b"hello");
+}
