@@ -106,23 +106,7 @@ async fn a_udp_sub_stream_echoes_with_the_source_address() {
     let mut frames = open_frames(&[(Network::Udp, dest(echo), b"ping".to_vec())], false);
     Frame::keep(1, b"pong").encode(&mut frames).unwrap();
     tunnel.write_all(&frames).await.unwrap();
-    let mut got = Vec::new();
-    let mut buf = bytes::BytesMut::new();
-    wasmray_tests::vless_client::read_response(&mut tunnel)
-        .await
-        .unwrap();
-    while got.len() < 2 {
-        tokio::time::timeout(Duration::from_secs(20), tunnel.read_buf(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        while let Some((frame, used)) = Frame::decode(&buf).unwrap() {
-            if let wasmray::proto::mux::Status::Keep { udp_addr } = &frame.status {
-                got.push((udp_addr.clone(), frame.data.unwrap_or_default().to_vec()));
-            }
-            bytes::Buf::advance(&mut buf, used);
-        }
-    }
+    let got = read_datagrams(&mut tunnel, 2).await;
     assert_eq!(got[0], (Some(dest(echo)), b"ping".to_vec()));
     assert_eq!(got[1], (Some(dest(echo)), b"pong".to_vec()));
 }
