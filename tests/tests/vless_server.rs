@@ -184,3 +184,59 @@ async fn bad_clients_are_closed_while_others_are_served() {
         assert!(reply.is_empty(), "a bad client got {reply:?}");
     }
 }
+
+/// A fallback with `proxy_protocol = 1` or `2` receives the PROXY header (the real
+/// client's address), then every byte the client sent.
+#[tokio::test]
+async fn a_fallback_gets_a_proxy_protocol_header_then_every_byte() {
+    for version in [1u8, 2] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let capture = listener.local_addr().unwrap();
+        let received = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !got.ends_with(b"\r\n\r\n") {
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(n > 0, "closed early: {got:?}");
+                got.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+                .await
+                .unwrap();
+            got
+        });
+        let inbound =
+            format!("[[inbound.fallback]]\ndest = \"{capture}\"\nproxy_protocol = {version}");
+        let server = TestServer::start(&server_toml(&inbound, "")).await;
+        let mut s = tls_connect(server.addr, &server.certs.cert_der, &["http/1.1"])
+            .await
+            .unwrap();
+        let client_port = s.get_ref().0.local_addr().unwrap().port();
+        s.write_all(b"GET /probe HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let got = tokio::time::timeout(LIMIT, received)
+            .await
+            .unwrap()
+            .unwrap();
+        let request = &b"GET /probe HTTP/1.1\r\nHost: x\r\n\r\n"[..];
+        assert!(got.ends_with(request), "{got:?}");
+        let header = &got[..got.len() - request.len()];
+        let (decoded, used) = wasmray::proto::proxy_protocol::ProxyHeader::decode(header)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            used,
+            header.len(),
+            "v{version}: nothing between the header and the request"
+        );
+        let addrs = decoded.addrs.expect("addresses");
+        assert_eq!(
+            addrs.source.port(),
+            client_port,
+            "v{version}: the real client's address"
+        );
+        assert_eq!(addrs.destination.port(), server.addr.port());
+    }
+}

@@ -113,16 +113,28 @@ where
             Ok(relay(client, target, &[], timeouts).await.0)
         }
         FallbackDest::Unix(path) => {
-            let mut target = tokio::net::UnixStream::connect(unix_path(path)).await?;
+            let mut target = connect_unix(path).await?;
             target.write_all(&head).await?;
             Ok(relay(client, target, &[], timeouts).await.0)
         }
     }
 }
 
-/// "@name" is an abstract socket on Linux; anything else a path.
-fn unix_path(path: &std::path::Path) -> std::path::PathBuf {
-    path.to_path_buf()
+/// Connects to a unix socket: "@name" (or Xray's "@@name") is an abstract socket on
+/// Linux, anything else a path. (Xray pads "@@" names to the full sun_path length;
+/// here both forms use the name as given.)
+pub async fn connect_unix(path: &std::path::Path) -> std::io::Result<tokio::net::UnixStream> {
+    let text = path.to_string_lossy();
+    let Some(name) = text.strip_prefix('@') else {
+        return tokio::net::UnixStream::connect(path).await;
+    };
+    use std::os::linux::net::SocketAddrExt;
+    let name = name.strip_prefix('@').unwrap_or(name);
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+    // A local connect does not block: the kernel accepts into the listener's backlog.
+    let stream = std::os::unix::net::UnixStream::connect_addr(&addr)?;
+    stream.set_nonblocking(true)?;
+    tokio::net::UnixStream::from_std(stream)
 }
 
 /// Up to 5 attempts with exponential backoff from 100 ms, as Xray.
@@ -202,6 +214,33 @@ mod tests {
         let list = vec![fb("only.example", "", "", 1)];
         assert_eq!(port(select(&list, "x.com", "", b"")), "none");
         assert_eq!(port(select(&list, "only.example", "", b"")), "1");
+    }
+
+    #[tokio::test]
+    async fn abstract_and_path_unix_sockets() {
+        use std::os::linux::net::SocketAddrExt;
+        use tokio::io::AsyncReadExt;
+        let name = format!("wasmray-test-{}", std::process::id());
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(&name).unwrap();
+        let listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+        let mut client = connect_unix(std::path::Path::new(&format!("@{name}")))
+            .await
+            .unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        std::io::Write::write_all(&mut server, b"hi").unwrap();
+        let mut got = [0u8; 2];
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"hi");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.sock");
+        let _listener = tokio::net::UnixListener::bind(&path).unwrap();
+        assert!(connect_unix(&path).await.is_ok());
+        assert!(
+            connect_unix(&dir.path().join("missing.sock"))
+                .await
+                .is_err()
+        );
     }
 
     #[test]
