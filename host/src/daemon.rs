@@ -15,6 +15,7 @@ use tracing::Instrument;
 
 use crate::config::{Config, InboundKind};
 use crate::dispatch::Context;
+use crate::inbound::socks::SocksServer;
 use crate::inbound::users::Users;
 use crate::inbound::vless::{VlessServer, acceptor};
 use crate::outbound::Outbounds;
@@ -48,7 +49,6 @@ impl Daemon {
             _watcher: watcher,
         };
         for inbound in &config.inbounds {
-            let InboundKind::Vless(v) = &inbound.kind;
             let listener = TcpListener::bind(inbound.listen).await.map_err(|e| {
                 anyhow::anyhow!(
                     "inbound {}: cannot listen on {}: {e}",
@@ -57,23 +57,12 @@ impl Daemon {
                 )
             })?;
             let addr = listener.local_addr()?;
-            let server = Arc::new(VlessServer {
-                tag: inbound.tag.as_str().into(),
-                acceptor: acceptor(v)?,
-                users: Users::new(&v.users),
-                fallbacks: v.fallbacks.clone(),
-                timeouts: v.timeouts,
-                ctx: Context {
-                    registry: registry.clone(),
-                    outbounds: outbounds.clone(),
-                    timeouts: v.timeouts,
-                },
-            });
-            let permits = u32::try_from(v.max_connections)
+            let (server, max_connections) = server_for(inbound, &registry, &outbounds)?;
+            let permits = u32::try_from(max_connections)
                 .unwrap_or(u32::MAX >> 3)
                 .min(Semaphore::MAX_PERMITS as u32);
             let semaphore = Arc::new(Semaphore::new(permits as usize));
-            tracing::info!(inbound = %inbound.tag, %addr, "listening (vless over tls)");
+            tracing::info!(inbound = %inbound.tag, %addr, kind = server.kind(), "listening");
             let task = tokio::spawn(accept_loop(
                 listener,
                 server,
@@ -117,9 +106,65 @@ impl Daemon {
     }
 }
 
+/// One inbound's server, by kind (enum dispatch on the accept path).
+#[derive(Clone)]
+enum Server {
+    Vless(Arc<VlessServer>),
+    Socks(Arc<SocksServer>),
+}
+
+impl Server {
+    fn kind(&self) -> &'static str {
+        match self {
+            Server::Vless(_) => "vless over tls",
+            Server::Socks(_) => "socks5",
+        }
+    }
+
+    async fn serve(self, tcp: tokio::net::TcpStream, peer: SocketAddr) {
+        match self {
+            Server::Vless(s) => s.serve(tcp, peer).await,
+            Server::Socks(s) => s.serve(tcp, peer).await,
+        }
+    }
+}
+
+fn server_for(
+    inbound: &crate::config::InboundConfig,
+    registry: &Arc<Registry>,
+    outbounds: &Arc<Outbounds>,
+) -> anyhow::Result<(Server, usize)> {
+    let ctx = |timeouts| Context {
+        registry: registry.clone(),
+        outbounds: outbounds.clone(),
+        timeouts,
+    };
+    Ok(match &inbound.kind {
+        InboundKind::Vless(v) => {
+            let server = VlessServer {
+                tag: inbound.tag.as_str().into(),
+                acceptor: acceptor(v)?,
+                users: Users::new(&v.users),
+                fallbacks: v.fallbacks.clone(),
+                timeouts: v.timeouts,
+                ctx: ctx(v.timeouts),
+            };
+            (Server::Vless(Arc::new(server)), v.max_connections)
+        }
+        InboundKind::Socks(s) => {
+            let server = SocksServer {
+                tag: inbound.tag.as_str().into(),
+                timeouts: s.timeouts,
+                ctx: ctx(s.timeouts),
+            };
+            (Server::Socks(Arc::new(server)), s.max_connections)
+        }
+    })
+}
+
 async fn accept_loop(
     listener: TcpListener,
-    server: Arc<VlessServer>,
+    server: Server,
     permits: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
 ) {

@@ -73,7 +73,9 @@ outbound = "block"
 /// A v2ray/Xray client config (SOCKS on 127.0.0.1:1080) for this server.
 pub fn client_json(config: &Config) -> Option<String> {
     let inbound = config.inbounds.first()?;
-    let InboundKind::Vless(v) = &inbound.kind;
+    let InboundKind::Vless(v) = &inbound.kind else {
+        return None;
+    };
     let user = v.users.first()?;
     Some(format!(
         r#"{{

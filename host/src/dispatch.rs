@@ -3,7 +3,7 @@
 //! (VLESS, and each Mux.Cool sub-stream) hand sessions here and do no routing.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -120,51 +120,50 @@ pub async fn tcp_session<S>(
     let Some(outbound) = pick_outbound(ctx, &decided, started) else {
         return;
     };
-    let connect_timeout = match &outbound.kind {
-        OutboundKind::Block => {
-            return access_log(
-                &decided,
-                Some(&outbound.tag),
-                Traffic::default(),
-                started,
-                Outcome::Blocked,
-            );
-        }
-        OutboundKind::Direct { connect_timeout } => *connect_timeout,
-    };
-    let (traffic, outcome) = match dial_and_relay(
-        &decided,
-        client,
-        held,
-        prefix,
-        connect_timeout,
-        &ctx.timeouts,
-    )
-    .await
-    {
-        Ok((t, end)) => (t, end_outcome(end)),
-        Err(e) => {
-            tracing::debug!("{e}");
-            (Traffic::default(), Outcome::Error)
-        }
-    };
+    if matches!(outbound.kind, OutboundKind::Block) {
+        return access_log(
+            &decided,
+            Some(&outbound.tag),
+            Traffic::default(),
+            started,
+            Outcome::Blocked,
+        );
+    }
+    let (traffic, outcome) =
+        match dial_and_relay(outbound, &decided, client, held, prefix, &ctx.timeouts).await {
+            Ok((t, end)) => (t, end_outcome(end)),
+            Err(e) => {
+                tracing::debug!("{e}");
+                (Traffic::default(), Outcome::Error)
+            }
+        };
     access_log(&decided, Some(&outbound.tag), traffic, started, outcome);
 }
 
 async fn dial_and_relay<S>(
+    outbound: &Outbound,
     decided: &Snapshot,
     client: S,
     held: BytesMut,
     prefix: &[u8],
-    connect_timeout: Duration,
     timeouts: &Timeouts,
 ) -> anyhow::Result<(Traffic, End)>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut target = connect_tcp(&decided.dial_target, connect_timeout).await?;
-    target.write_all(&held).await?;
-    let (mut traffic, end) = relay(client, target, prefix, timeouts).await;
+    let (mut traffic, end) = match (&outbound.kind, &outbound.tls) {
+        (OutboundKind::Vless(cfg), Some(tls)) => {
+            let target =
+                crate::outbound::vless::connect(cfg, tls, &decided.dial_target, &held).await?;
+            relay(client, target, prefix, timeouts).await
+        }
+        (OutboundKind::Direct { connect_timeout }, _) => {
+            let mut target = connect_tcp(&decided.dial_target, *connect_timeout).await?;
+            target.write_all(&held).await?;
+            relay(client, target, prefix, timeouts).await
+        }
+        _ => anyhow::bail!("outbound {} cannot carry TCP", outbound.tag),
+    };
     traffic.up += held.len() as u64;
     Ok((traffic, end))
 }
@@ -198,7 +197,8 @@ pub async fn udp_session<S>(
     let Some(outbound) = pick_outbound(ctx, &decided, started) else {
         return;
     };
-    if matches!(outbound.kind, OutboundKind::Block) {
+    if !matches!(outbound.kind, OutboundKind::Direct { .. }) {
+        // Only direct carries UDP for now (not block, not yet vless).
         return access_log(
             &decided,
             Some(&outbound.tag),

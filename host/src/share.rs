@@ -76,7 +76,9 @@ pub fn links(
 ) -> Vec<String> {
     let mut out = Vec::new();
     for inbound in &config.inbounds {
-        let InboundKind::Vless(v) = &inbound.kind;
+        let InboundKind::Vless(v) = &inbound.kind else {
+            continue;
+        };
         let listen_ip = inbound.listen.ip();
         let default_host = if listen_ip.is_unspecified() {
             "127.0.0.1".to_string()

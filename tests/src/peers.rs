@@ -12,6 +12,7 @@ use tokio::process::{Child, Command};
 
 /// A running v2ray, killed when dropped.
 pub struct V2ray {
+    /// The port it listens on (SOCKS for a client, VLESS for a server).
     pub socks: SocketAddr,
     _child: Child,
     _dir: tempfile::TempDir,
@@ -46,6 +47,26 @@ impl V2ray {
         );
         let socks = SocketAddr::from(([127, 0, 0, 1], socks_port));
         Self::spawn(&config, socks).await
+    }
+
+    /// v2ray as a server: VLESS over TLS (cert.pem/key.pem in `certs`) → freedom.
+    pub async fn server(certs: &std::path::Path, uuid: &str) -> V2ray {
+        let port = free_port();
+        let config = format!(
+            r#"{{
+  "log": {{"loglevel": "warning"}},
+  "inbounds": [{{
+    "listen": "127.0.0.1", "port": {port}, "protocol": "vless",
+    "settings": {{"clients": [{{"id": "{uuid}", "email": "test@local"}}], "decryption": "none"}},
+    "streamSettings": {{"network": "tcp", "security": "tls",
+                       "tlsSettings": {{"certificates": [{{"certificateFile": "{cert}", "keyFile": "{key}"}}]}}}}
+  }}],
+  "outbounds": [{{"protocol": "freedom", "tag": "direct"}}]
+}}"#,
+            cert = certs.join("cert.pem").display(),
+            key = certs.join("key.pem").display(),
+        );
+        Self::spawn(&config, SocketAddr::from(([127, 0, 0, 1], port))).await
     }
 
     async fn spawn(config: &str, ready: SocketAddr) -> V2ray {

@@ -13,7 +13,9 @@ use wasmray_tests::vless_client::{dest, header, read_all, read_response, tls_con
 #[tokio::test]
 async fn a_vless_client_fetches_a_page_through_the_embedded_default() {
     let config = wasmray::default_config::embedded("127.0.0.1:0".parse().unwrap()).unwrap();
-    let InboundKind::Vless(vless) = &config.inbounds[0].kind;
+    let InboundKind::Vless(vless) = &config.inbounds[0].kind else {
+        panic!("vless")
+    };
     let cert = vless.tls.certs[0].to_vec();
     let user = vless.users[0].id.to_string();
     let daemon = Daemon::start(&config).await.unwrap();

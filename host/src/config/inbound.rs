@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use super::SocksInbound;
 use super::error::{Errors, check_duplicates};
 use super::raw::{RawFallback, RawInbound, RawUser};
 use super::units::parse_duration;
@@ -30,10 +31,14 @@ fn validate_one(
     let listen = errors.take(&format!("{at}.listen"), parse_listen(&raw.listen));
     let kind = match raw.kind.as_str() {
         "vless" => validate_vless(&raw, at, base, errors).map(InboundKind::Vless),
+        "socks" => Some(InboundKind::Socks(SocksInbound {
+            timeouts: inbound_timeouts(&raw, at, errors),
+            max_connections: max_connections(raw.max_connections, at, errors),
+        })),
         other => {
             errors.push(
                 format!("{at}.type"),
-                format!("unknown inbound type {other:?}; use \"vless\""),
+                format!("unknown inbound type {other:?}; use \"vless\" or \"socks\""),
             );
             None
         }
@@ -68,24 +73,8 @@ fn validate_vless(
         .enumerate()
         .filter_map(|(i, f)| errors.take(&format!("{at}.fallback[{i}]"), validate_fallback(f)))
         .collect();
-    let timeouts = validate_timeouts(
-        [
-            &raw.handshake_timeout,
-            &raw.idle_timeout,
-            &raw.uplink_only_timeout,
-            &raw.downlink_only_timeout,
-        ],
-        at,
-        errors,
-    );
-    let max_connections = match raw.max_connections {
-        Some(0) => {
-            errors.push(format!("{at}.max_connections"), "must be at least 1");
-            0
-        }
-        Some(n) => n as usize,
-        None => DEFAULT_MAX_CONNECTIONS,
-    };
+    let timeouts = inbound_timeouts(raw, at, errors);
+    let max_connections = max_connections(raw.max_connections, at, errors);
     Some(VlessInbound {
         tls: tls?,
         users,
@@ -205,5 +194,26 @@ fn validate_timeouts(raw: [&Option<String>; 4], at: &str, errors: &mut Errors) -
         idle,
         uplink_only,
         downlink_only,
+    }
+}
+
+fn inbound_timeouts(raw: &RawInbound, at: &str, errors: &mut Errors) -> Timeouts {
+    let fields = [
+        &raw.handshake_timeout,
+        &raw.idle_timeout,
+        &raw.uplink_only_timeout,
+        &raw.downlink_only_timeout,
+    ];
+    validate_timeouts(fields, at, errors)
+}
+
+fn max_connections(raw: Option<u32>, at: &str, errors: &mut Errors) -> usize {
+    match raw {
+        Some(0) => {
+            errors.push(format!("{at}.max_connections"), "must be at least 1");
+            0
+        }
+        Some(n) => n as usize,
+        None => DEFAULT_MAX_CONNECTIONS,
     }
 }

@@ -51,6 +51,14 @@ pub struct InboundConfig {
 #[derive(Debug, Clone)]
 pub enum InboundKind {
     Vless(VlessInbound),
+    /// SOCKS5 (no authentication), CONNECT.
+    Socks(SocksInbound),
+}
+
+#[derive(Debug, Clone)]
+pub struct SocksInbound {
+    pub timeouts: Timeouts,
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +142,32 @@ pub struct OutboundConfig {
 pub enum OutboundKind {
     Direct { connect_timeout: Duration },
     Block,
+    Vless(VlessOutbound),
+}
+
+/// A VLESS-over-TLS server to send sessions to.
+#[derive(Clone)]
+pub struct VlessOutbound {
+    pub host: String,
+    pub port: u16,
+    pub id: uuid::Uuid,
+    pub sni: String,
+    pub insecure: bool,
+    pub alpn: Vec<String>,
+    pub connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for VlessOutbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "VlessOutbound({}:{}, {}, sni {})",
+            self.host,
+            self.port,
+            crate::util::short_id(&self.id),
+            self.sni
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -78,6 +78,16 @@ pub struct RawOutbound {
     #[serde(rename = "type")]
     pub kind: String,
     pub connect_timeout: Option<String>,
+    /// vless: "host:port" of the server.
+    pub server: Option<String>,
+    /// vless: the user id.
+    pub id: Option<String>,
+    /// vless: the SNI to send (default: the server's host).
+    pub sni: Option<String>,
+    /// vless: accept any certificate (self-signed test servers only).
+    pub insecure: Option<bool>,
+    /// vless: ALPN protocols to offer.
+    pub alpn: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

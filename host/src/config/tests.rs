@@ -126,7 +126,9 @@ fn parses_fallbacks_like_xray() {
         "[[inbound.fallback]]\ndest = 8080\n[[inbound.fallback]]\ndest = \"/run/web.sock\"\npath = \"/ws\"\nproxy_protocol = 2\n\n[[outbound]]\ntag = \"direct\"",
     );
     let c = check(&text).unwrap();
-    let InboundKind::Vless(v) = &c.inbounds[0].kind;
+    let InboundKind::Vless(v) = &c.inbounds[0].kind else {
+        panic!("vless")
+    };
     assert_eq!(
         v.fallbacks[0].dest,
         FallbackDest::Tcp("localhost:8080".into())
@@ -139,8 +141,26 @@ fn parses_fallbacks_like_xray() {
 }
 
 #[test]
-fn the_server_example_in_config_is_valid() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/server.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    check(&text).unwrap_or_else(|e| panic!("server.toml: {e}"));
+fn the_examples_in_config_are_valid() {
+    for name in ["server.toml", "client.toml"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../config")
+            .join(name);
+        let text = std::fs::read_to_string(&path).unwrap();
+        check(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[test]
+fn a_vless_outbound_needs_a_server_and_an_id() {
+    let text = GOOD.replace("type = \"block\"", "type = \"vless\"\nserver = \"nowhere\"");
+    let err = check(&text).unwrap_err();
+    assert!(
+        err.contains("outbound[1].server: not host:port: \"nowhere\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("outbound[1].id: a vless outbound needs the user id"),
+        "{err}"
+    );
 }

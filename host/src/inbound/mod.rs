@@ -2,5 +2,6 @@
 //! They never route.
 
 pub mod fallback;
+pub mod socks;
 pub mod users;
 pub mod vless;

@@ -1,6 +1,7 @@
 //! Outbounds: where a routed session goes. Enum dispatch, no `Box<dyn>` on the hot path.
 
 mod direct;
+pub mod vless;
 
 use std::sync::Arc;
 
@@ -14,6 +15,8 @@ pub use direct::{connect_tcp, resolve, udp_socket};
 pub struct Outbound {
     pub tag: Arc<str>,
     pub kind: OutboundKind,
+    /// The TLS client configuration of a vless outbound, built once.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +45,10 @@ impl Outbounds {
                 .map(|c| Outbound {
                     tag: c.tag.as_str().into(),
                     kind: c.kind.clone(),
+                    tls: match &c.kind {
+                        OutboundKind::Vless(v) => Some(vless::tls_config(v)),
+                        _ => None,
+                    },
                 })
                 .collect(),
         )

@@ -34,6 +34,7 @@ mod test_support;
 pub mod addr;
 pub mod mux;
 pub mod proxy_protocol;
+pub mod socks5;
 pub mod udp;
 pub mod vless;
 

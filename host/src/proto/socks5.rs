@@ -1,0 +1,183 @@
+//! SOCKS5 (RFC 1928), the server side: the greeting, the request and the reply.
+//! Addresses are address-then-port with ATYP 1 (IPv4), 3 (domain), 4 (IPv6): a
+//! different layout from VLESS's (see `addr`), so a codec of its own.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use bytes::BytesMut;
+
+use super::cursor::{Cursor, Stop, finish};
+use super::{Address, Destination};
+
+pub const VERSION: u8 = 5;
+pub const NO_AUTH: u8 = 0x00;
+pub const NO_ACCEPTABLE: u8 = 0xff;
+pub const CMD_CONNECT: u8 = 1;
+pub const CMD_UDP_ASSOCIATE: u8 = 3;
+
+/// Reply codes.
+pub const SUCCEEDED: u8 = 0x00;
+pub const GENERAL_FAILURE: u8 = 0x01;
+pub const COMMAND_NOT_SUPPORTED: u8 = 0x07;
+pub const ADDRESS_NOT_SUPPORTED: u8 = 0x08;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Socks5Error {
+    #[error("not SOCKS5 (version {0})")]
+    Version(u8),
+    #[error("no authentication methods offered")]
+    NoMethods,
+    #[error("unknown address type {0}")]
+    AddressType(u8),
+    #[error("invalid domain name")]
+    Domain,
+}
+
+/// The client's greeting: the authentication methods it offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Greeting {
+    pub methods: Vec<u8>,
+}
+
+/// A request: the command and its target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub command: u8,
+    pub target: Destination,
+}
+
+impl Greeting {
+    pub fn decode(buf: &[u8]) -> Result<Option<(Greeting, usize)>, Socks5Error> {
+        let mut cur = Cursor::new(buf);
+        finish(Self::parse(&mut cur).map(|g| (g, cur.consumed())))
+    }
+
+    fn parse(cur: &mut Cursor<'_>) -> Result<Greeting, Stop<Socks5Error>> {
+        let version = cur.u8()?;
+        if version != VERSION {
+            return Err(Stop::Invalid(Socks5Error::Version(version)));
+        }
+        let count = cur.u8()? as usize;
+        if count == 0 {
+            return Err(Stop::Invalid(Socks5Error::NoMethods));
+        }
+        Ok(Greeting {
+            methods: cur.take(count)?.to_vec(),
+        })
+    }
+}
+
+impl Request {
+    pub fn decode(buf: &[u8]) -> Result<Option<(Request, usize)>, Socks5Error> {
+        let mut cur = Cursor::new(buf);
+        finish(Self::parse(&mut cur).map(|r| (r, cur.consumed())))
+    }
+
+    fn parse(cur: &mut Cursor<'_>) -> Result<Request, Stop<Socks5Error>> {
+        let version = cur.u8()?;
+        if version != VERSION {
+            return Err(Stop::Invalid(Socks5Error::Version(version)));
+        }
+        let command = cur.u8()?;
+        let _reserved = cur.u8()?;
+        let addr = match cur.u8()? {
+            1 => Address::from_ip(IpAddr::V4(Ipv4Addr::from(cur.array::<4>()?))),
+            3 => {
+                let len = cur.u8()? as usize;
+                let raw = cur.take(len)?;
+                Address::parse_domain(raw).map_err(|_| Stop::Invalid(Socks5Error::Domain))?
+            }
+            4 => Address::from_ip(IpAddr::V6(Ipv6Addr::from(cur.array::<16>()?))),
+            other => return Err(Stop::Invalid(Socks5Error::AddressType(other))),
+        };
+        let port = cur.u16_be()?;
+        Ok(Request {
+            command,
+            target: Destination::new(addr, port),
+        })
+    }
+}
+
+/// Writes a reply with `code` and the bound address.
+pub fn encode_reply(code: u8, bound: SocketAddr, dst: &mut BytesMut) {
+    dst.extend_from_slice(&[VERSION, code, 0]);
+    match bound.ip() {
+        IpAddr::V4(ip) => {
+            dst.extend_from_slice(&[1]);
+            dst.extend_from_slice(&ip.octets());
+        }
+        IpAddr::V6(ip) => {
+            dst.extend_from_slice(&[4]);
+            dst.extend_from_slice(&ip.octets());
+        }
+    }
+    dst.extend_from_slice(&bound.port().to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONNECT_DOMAIN: &[u8] = b"\x05\x01\x00\x03\x0bexample.com\x01\xbb";
+    const CONNECT_V4: &[u8] = &[5, 1, 0, 1, 127, 0, 0, 1, 0x1f, 0x90];
+
+    #[test]
+    fn requests_and_their_prefixes() {
+        let (r, used) = Request::decode(CONNECT_DOMAIN).unwrap().unwrap();
+        assert_eq!(used, CONNECT_DOMAIN.len());
+        assert_eq!(r.command, CMD_CONNECT);
+        assert_eq!(r.target.to_string(), "example.com:443");
+        let (r, _) = Request::decode(CONNECT_V4).unwrap().unwrap();
+        assert_eq!(r.target.to_string(), "127.0.0.1:8080");
+        for input in [CONNECT_DOMAIN, CONNECT_V4] {
+            for end in 0..input.len() {
+                assert_eq!(Request::decode(&input[..end]), Ok(None), "prefix {end}");
+            }
+        }
+    }
+
+    #[test]
+    fn greetings() {
+        assert_eq!(
+            Greeting::decode(&[5, 2, 0, 2]).unwrap().unwrap().0.methods,
+            vec![0, 2]
+        );
+        assert_eq!(Greeting::decode(&[5, 2, 0]), Ok(None));
+        assert_eq!(Greeting::decode(&[4, 1, 0]), Err(Socks5Error::Version(4)));
+        assert_eq!(Greeting::decode(&[5, 0]), Err(Socks5Error::NoMethods));
+    }
+
+    #[test]
+    fn bad_requests() {
+        assert_eq!(
+            Request::decode(&[5, 1, 0, 9, 0]),
+            Err(Socks5Error::AddressType(9))
+        );
+        assert_eq!(
+            Request::decode(b"\x05\x01\x00\x03\x02a*\x00\x50"),
+            Err(Socks5Error::Domain)
+        );
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut x: u32 = 7;
+        for len in 0..300 {
+            let buf: Vec<u8> = (0..len)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    (x >> 16) as u8
+                })
+                .collect();
+            let _ = Request::decode(&buf);
+            let _ = Greeting::decode(&buf);
+        }
+    }
+
+    #[test]
+    fn replies() {
+        let mut out = BytesMut::new();
+        encode_reply(SUCCEEDED, "0.0.0.0:0".parse().unwrap(), &mut out);
+        assert_eq!(&out[..], &[5, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    }
+}
