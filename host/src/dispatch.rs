@@ -253,6 +253,32 @@ fn end_outcome(end: End) -> Outcome {
     }
 }
 
+/// A connection refused before it became a session (bad handshake, unknown user with
+/// no fallback, timeout): one debug line with the reason, one access-log line.
+pub fn log_rejected(
+    inbound_tag: &str,
+    peer: std::net::SocketAddr,
+    started: Instant,
+    why: &dyn std::fmt::Display,
+) {
+    tracing::debug!(%peer, "rejected: {why}");
+    let target = crate::session::Target::new("-", 0);
+    let snapshot = crate::session::SnapshotFields::new(
+        inbound_tag,
+        peer,
+        crate::session::Network::Tcp,
+        target,
+    )
+    .freeze();
+    access_log(
+        &snapshot,
+        None,
+        Traffic::default(),
+        started,
+        Outcome::Rejected,
+    );
+}
+
 /// One line per session on the `access` target.
 pub fn access_log(
     s: &Snapshot,

@@ -134,3 +134,19 @@ pub async fn socks5_connect(proxy: SocketAddr, target: SocketAddr) -> std::io::R
     }
     Ok(s)
 }
+
+/// GET `path` from the HTTP server `web` through the SOCKS5 proxy `proxy`; the whole
+/// response (the test server closes after it).
+pub async fn fetch_via_socks(proxy: SocketAddr, web: SocketAddr, path: &str) -> String {
+    let mut s = socks5_connect(proxy, web).await.expect("socks connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    s.write_all(request.as_bytes())
+        .await
+        .expect("send the request");
+    let mut page = String::new();
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_string(&mut page))
+        .await
+        .expect("the page within 30 s")
+        .expect("read the page");
+    page
+}

@@ -5,10 +5,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wasmray::config::Config;
 use wasmray::daemon::Daemon;
-use wasmray_tests::peers::socks5_connect;
+use wasmray_tests::peers::{fetch_via_socks, socks5_connect};
 use wasmray_tests::{TestServer, server_toml, servers};
 
 /// The example client config, pointed at `server` (self-signed: insecure).
@@ -31,15 +30,7 @@ async fn socks_through_a_wasmray_client_to_a_wasmray_server() {
     let socks = client.addr("socks-in").unwrap();
 
     let web = servers::http("through both").await;
-    let mut s = socks5_connect(socks, web).await.unwrap();
-    s.write_all(b"GET /both HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        .await
-        .unwrap();
-    let mut page = String::new();
-    tokio::time::timeout(Duration::from_secs(30), s.read_to_string(&mut page))
-        .await
-        .unwrap()
-        .unwrap();
+    let page = fetch_via_socks(socks, web, "/both").await;
     assert!(
         page.starts_with("HTTP/1.1 200 OK") && page.contains("X-Path: /both"),
         "{page}"
@@ -57,11 +48,7 @@ async fn socks_through_a_wasmray_client_to_a_wasmray_server() {
     let mut tasks = Vec::new();
     for i in 0..16 {
         tasks.push(tokio::spawn(async move {
-            let echo_payload = format!("GET /c{i} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
-            let mut s = socks5_connect(socks, web).await.unwrap();
-            s.write_all(echo_payload.as_bytes()).await.unwrap();
-            let mut page = String::new();
-            s.read_to_string(&mut page).await.unwrap();
+            let page = fetch_via_socks(socks, web, &format!("/c{i}")).await;
             assert!(page.contains(&format!("X-Path: /c{i}\r\n")), "{page}");
         }));
     }
@@ -78,15 +65,7 @@ async fn socks_through_a_wasmray_client_to_the_v2ray_server() {
     let client = start_client(v2ray.socks).await;
     let socks = client.addr("socks-in").unwrap();
     let web = servers::http("wasmray client, v2ray server").await;
-    let mut s = socks5_connect(socks, web).await.unwrap();
-    s.write_all(b"GET /v2 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        .await
-        .unwrap();
-    let mut page = String::new();
-    tokio::time::timeout(Duration::from_secs(30), s.read_to_string(&mut page))
-        .await
-        .unwrap()
-        .unwrap();
+    let page = fetch_via_socks(socks, web, "/v2").await;
     assert!(
         page.contains("X-Path: /v2") && page.ends_with("wasmray client, v2ray server"),
         "{page}"

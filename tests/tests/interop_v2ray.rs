@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wasmray_tests::peers::{V2ray, socks5_connect};
+use wasmray_tests::peers::{V2ray, fetch_via_socks, socks5_connect};
 use wasmray_tests::{SNI, TestServer, UUID, server_toml, servers};
 
 #[tokio::test]
@@ -14,15 +13,7 @@ async fn the_v2ray_client_fetches_a_page_and_a_large_download_through_wasmray() 
     let v2ray = V2ray::client(server.addr, UUID, SNI, false).await;
 
     let web = servers::http("served via v2ray and wasmray").await;
-    let mut s = socks5_connect(v2ray.socks, web).await.unwrap();
-    s.write_all(b"GET /interop HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut page = String::new();
-    tokio::time::timeout(Duration::from_secs(30), s.read_to_string(&mut page))
-        .await
-        .unwrap()
-        .unwrap();
+    let page = fetch_via_socks(v2ray.socks, web, "/interop").await;
     assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
     assert!(page.contains("X-Path: /interop"), "{page}");
     assert!(page.ends_with("served via v2ray and wasmray"), "{page}");

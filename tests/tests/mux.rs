@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wasmray::proto::mux::{Frame, Network};
 use wasmray_tests::mux_client::{collect, open, open_frames};
-use wasmray_tests::peers::{V2ray, socks5_connect};
+use wasmray_tests::peers::{V2ray, fetch_via_socks};
 use wasmray_tests::vless_client::{dest, read_all};
 use wasmray_tests::{SNI, TestServer, UUID, server_toml, servers};
 
@@ -176,15 +176,7 @@ async fn the_v2ray_client_with_mux_fetches_many_pages_at_once() {
     for i in 0..32 {
         let socks: SocketAddr = v2ray.socks;
         tasks.push(tokio::spawn(async move {
-            let mut s = socks5_connect(socks, web).await.unwrap();
-            s.write_all(format!("GET /page/{i} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
-                .await
-                .unwrap();
-            let mut page = String::new();
-            tokio::time::timeout(Duration::from_secs(30), s.read_to_string(&mut page))
-                .await
-                .unwrap()
-                .unwrap();
+            let page = fetch_via_socks(socks, web, &format!("/page/{i}")).await;
             assert!(page.contains(&format!("X-Path: /page/{i}\r\n")), "{page}");
             assert!(page.ends_with("through mux"), "{page}");
         }));

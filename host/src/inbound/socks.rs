@@ -14,10 +14,9 @@ use tokio::net::TcpStream;
 
 use super::vless::target_of;
 use crate::config::Timeouts;
-use crate::dispatch::{self, Context, Outcome};
+use crate::dispatch::{self, Context};
 use crate::proto::socks5::{self, Greeting, Request, Socks5Error};
-use crate::relay::Traffic;
-use crate::session::{Network, SnapshotFields, Target};
+use crate::session::{Network, SnapshotFields};
 
 pub struct SocksServer {
     pub tag: Arc<str>,
@@ -57,16 +56,7 @@ impl SocksServer {
     }
 
     fn rejected(&self, peer: SocketAddr, started: Instant, why: SocksError) {
-        tracing::debug!(%peer, "socks: {why}");
-        let snapshot =
-            SnapshotFields::new(&self.tag, peer, Network::Tcp, Target::new("-", 0)).freeze();
-        dispatch::access_log(
-            &snapshot,
-            None,
-            Traffic::default(),
-            started,
-            Outcome::Rejected,
-        );
+        dispatch::log_rejected(&self.tag, peer, started, &why);
     }
 }
 

@@ -230,16 +230,7 @@ impl VlessServer {
     }
 
     fn rejected(&self, peer: SocketAddr, started: Instant, why: Rejected) {
-        tracing::debug!(%peer, "rejected: {why}");
-        let snapshot =
-            SnapshotFields::new(&self.tag, peer, Network::Tcp, Target::new("-", 0)).freeze();
-        dispatch::access_log(
-            &snapshot,
-            None,
-            Traffic::default(),
-            started,
-            Outcome::Rejected,
-        );
+        dispatch::log_rejected(&self.tag, peer, started, &why);
     }
 }
 
