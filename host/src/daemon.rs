@@ -15,6 +15,7 @@ use tracing::Instrument;
 
 use crate::config::{Config, InboundKind};
 use crate::dispatch::Context;
+use crate::inbound::http::HttpServer;
 use crate::inbound::socks::SocksServer;
 use crate::inbound::users::Users;
 use crate::inbound::vless::{VlessServer, acceptor};
@@ -111,6 +112,7 @@ impl Daemon {
 enum Server {
     Vless(Arc<VlessServer>),
     Socks(Arc<SocksServer>),
+    Http(Arc<HttpServer>),
 }
 
 impl Server {
@@ -118,6 +120,7 @@ impl Server {
         match self {
             Server::Vless(_) => "vless over tls",
             Server::Socks(_) => "socks5",
+            Server::Http(_) => "http proxy",
         }
     }
 
@@ -125,6 +128,7 @@ impl Server {
         match self {
             Server::Vless(s) => s.serve(tcp, peer).await,
             Server::Socks(s) => s.serve(tcp, peer).await,
+            Server::Http(s) => s.serve(tcp, peer).await,
         }
     }
 }
@@ -156,8 +160,18 @@ fn server_for(
                 tag: inbound.tag.as_str().into(),
                 timeouts: s.timeouts,
                 ctx: ctx(s.timeouts),
+                accounts: s.accounts.clone(),
+                udp: s.udp,
             };
             (Server::Socks(Arc::new(server)), s.max_connections)
+        }
+        InboundKind::Http(h) => {
+            let server = HttpServer {
+                tag: inbound.tag.as_str().into(),
+                timeouts: h.timeouts,
+                ctx: ctx(h.timeouts),
+            };
+            (Server::Http(Arc::new(server)), h.max_connections)
         }
     })
 }

@@ -1,23 +1,23 @@
 //! UDP over VLESS (command 2): `[u16 len][payload]` datagrams in both directions,
-//! relayed through one UDP socket connected to the target, until the client closes
-//! or nothing moves for the idle timeout. Empty datagrams are skipped; replies larger
+//! relayed through one outbound datagram flow (a connected socket, or a VLESS or
+//! Mux.Cool flow further on), until the client closes or nothing moves for the idle
+//! timeout. Empty datagrams are skipped; replies larger
 //! than 8190 bytes cannot be framed and are dropped, as Xray's writer drops them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::UdpSocket;
-
+use crate::outbound::{PacketRx, PacketTx, Packets};
 use crate::proto::udp;
 use crate::relay::{Traffic, watch_idle};
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Relays until the client closes, an error, or `idle` without traffic.
 pub async fn relay_udp<S>(
     client: S,
     held: BytesMut,
-    socket: UdpSocket,
+    packets: Packets,
     prefix: &[u8],
     idle: Duration,
 ) -> std::io::Result<Traffic>
@@ -29,8 +29,9 @@ where
     let activity = AtomicU64::new(0);
     let up = AtomicU64::new(0);
     let down = AtomicU64::new(0);
-    let uplink = uplink(&mut reader, held, &socket, &up, &activity, start);
-    let downlink = downlink(&mut writer, &socket, prefix, &down, &activity, start);
+    let Packets { mut tx, mut rx } = packets;
+    let uplink = uplink(&mut reader, held, &mut tx, &up, &activity, start);
+    let downlink = downlink(&mut writer, &mut rx, prefix, &down, &activity, start);
     let result = tokio::select! {
         r = uplink => r,
         r = downlink => r,
@@ -46,7 +47,7 @@ where
 async fn uplink<R: AsyncRead + Unpin>(
     reader: &mut R,
     mut buf: BytesMut,
-    socket: &UdpSocket,
+    tx: &mut PacketTx,
     counter: &AtomicU64,
     activity: &AtomicU64,
     start: Instant,
@@ -54,7 +55,7 @@ async fn uplink<R: AsyncRead + Unpin>(
     loop {
         while let Some((datagram, used)) = udp::decode(&buf) {
             if !datagram.is_empty() {
-                socket.send(datagram).await?;
+                tx.send(datagram).await?;
                 counter.fetch_add(datagram.len() as u64, Ordering::Relaxed);
                 activity.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
             }
@@ -69,21 +70,20 @@ async fn uplink<R: AsyncRead + Unpin>(
 
 async fn downlink<W: AsyncWrite + Unpin>(
     writer: &mut W,
-    socket: &UdpSocket,
+    rx: &mut PacketRx,
     prefix: &[u8],
     counter: &AtomicU64,
     activity: &AtomicU64,
     start: Instant,
 ) -> std::io::Result<()> {
-    let mut datagram = vec![0u8; 64 * 1024];
     let mut out = BytesMut::with_capacity(prefix.len() + udp::encoded_len(udp::MAX_DATAGRAM));
     out.extend_from_slice(prefix);
     loop {
-        let n = socket.recv(&mut datagram).await?;
-        let Some(data) = datagram.get(..n) else {
-            continue;
+        let Some(data) = rx.recv().await? else {
+            return Ok(());
         };
-        if udp::encode(data, &mut out).is_err() {
+        let n = data.len();
+        if udp::encode(&data, &mut out).is_err() {
             tracing::debug!(
                 len = n,
                 "UDP reply dropped: empty or larger than a VLESS frame holds"

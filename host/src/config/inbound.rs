@@ -3,10 +3,10 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use super::SocksInbound;
 use super::error::{Errors, check_duplicates};
 use super::raw::{RawFallback, RawInbound, RawUser};
 use super::units::parse_duration;
+use super::{Account, HttpInbound, SocksInbound};
 use super::{
     Fallback, FallbackDest, InboundConfig, InboundKind, Timeouts, User, VlessInbound, tls,
 };
@@ -34,15 +34,22 @@ fn validate_one(
         "socks" => Some(InboundKind::Socks(SocksInbound {
             timeouts: inbound_timeouts(&raw, at, errors),
             max_connections: max_connections(raw.max_connections, at, errors),
+            accounts: validate_accounts(&raw, at, errors),
+            udp: raw.udp.unwrap_or(true),
+        })),
+        "http" => Some(InboundKind::Http(HttpInbound {
+            timeouts: inbound_timeouts(&raw, at, errors),
+            max_connections: max_connections(raw.max_connections, at, errors),
         })),
         other => {
             errors.push(
                 format!("{at}.type"),
-                format!("unknown inbound type {other:?}; use \"vless\" or \"socks\""),
+                format!("unknown inbound type {other:?}; use \"vless\", \"socks\" or \"http\""),
             );
             None
         }
     };
+    refuse_foreign_fields(&raw, at, errors);
     Some(InboundConfig {
         tag: raw.tag,
         listen: listen?,
@@ -82,6 +89,49 @@ fn validate_vless(
         timeouts,
         max_connections,
     })
+}
+
+/// Fields that belong to another inbound type are a mistake, not something to ignore.
+fn refuse_foreign_fields(raw: &RawInbound, at: &str, errors: &mut Errors) {
+    let kind = raw.kind.as_str();
+    let foreign = [
+        ("tls", raw.tls.is_some(), "vless"),
+        ("users", !raw.users.is_empty(), "vless"),
+        ("fallback", !raw.fallback.is_empty(), "vless"),
+        ("accounts", !raw.accounts.is_empty(), "socks"),
+        ("udp", raw.udp.is_some(), "socks"),
+    ];
+    for (field, present, owner) in foreign {
+        if present && kind != owner && ["vless", "socks", "http"].contains(&kind) {
+            errors.push(
+                format!("{at}.{field}"),
+                format!("only a {owner} inbound takes {field}"),
+            );
+        }
+    }
+}
+
+/// SOCKS5 accounts (RFC 1929): each name and password 1..=255 bytes, names unique.
+fn validate_accounts(raw: &RawInbound, at: &str, errors: &mut Errors) -> Vec<Account> {
+    let mut accounts: Vec<Account> = Vec::new();
+    for (i, a) in raw.accounts.iter().enumerate() {
+        let path = format!("{at}.accounts[{i}]");
+        let fits = |s: &str| (1..=255).contains(&s.len());
+        if !fits(&a.user) || !fits(&a.pass) {
+            errors.push(path, "user and pass must each be 1 to 255 bytes");
+        } else if accounts.iter().any(|b| b.user == a.user) {
+            errors.push(
+                format!("{path}.user"),
+                format!("duplicate user {:?}", a.user),
+            );
+        } else {
+            accounts.push(Account {
+                user: a.user.clone(),
+                pass: a.pass.clone(),
+            });
+        }
+    }
+    accounts
 }
 
 fn parse_listen(text: &str) -> Result<SocketAddr, String> {

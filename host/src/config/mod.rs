@@ -51,14 +51,37 @@ pub struct InboundConfig {
 #[derive(Debug, Clone)]
 pub enum InboundKind {
     Vless(VlessInbound),
-    /// SOCKS5 (no authentication), CONNECT.
+    /// SOCKS5: CONNECT and UDP ASSOCIATE, optional username/password.
     Socks(SocksInbound),
+    /// HTTP proxy: CONNECT and absolute-URI requests.
+    Http(HttpInbound),
 }
 
 #[derive(Debug, Clone)]
 pub struct SocksInbound {
     pub timeouts: Timeouts,
     pub max_connections: usize,
+    /// Username/password pairs; empty means no authentication.
+    pub accounts: Vec<Account>,
+    pub udp: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpInbound {
+    pub timeouts: Timeouts,
+    pub max_connections: usize,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Account {
+    pub user: String,
+    pub pass: String,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Account({}, ***)", self.user)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -155,6 +178,29 @@ pub struct VlessOutbound {
     pub insecure: bool,
     pub alpn: Vec<String>,
     pub connect_timeout: Duration,
+    /// CA certificates to trust instead of the web PKI roots.
+    pub ca: Option<Vec<rustls_pki_types::CertificateDer<'static>>>,
+    pub mux: MuxConfig,
+}
+
+/// Mux.Cool on a vless outbound (Xray's `mux` object).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MuxConfig {
+    pub enabled: bool,
+    /// Sub-streams open at once per tunnel (Xray's default 8).
+    pub concurrency: u16,
+    /// A tunnel with no sub-stream for this long is closed (Xray checks every 16 s).
+    pub idle_timeout: Duration,
+}
+
+impl Default for MuxConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            concurrency: 8,
+            idle_timeout: Duration::from_secs(16),
+        }
+    }
 }
 
 impl std::fmt::Debug for VlessOutbound {
@@ -242,7 +288,7 @@ fn toml_error(text: &str, e: toml::de::Error, path: String) -> ConfigErrors {
 
 fn validate(raw: raw::RawConfig, base: &Path, errors: &mut Errors) -> Option<Config> {
     let log = validate_log(raw.log, errors);
-    let outbounds = outbound::validate_all(raw.outbound, errors);
+    let outbounds = outbound::validate_all(raw.outbound, base, errors);
     let inbounds = inbound::validate_all(raw.inbound, base, errors);
     let tags: Vec<&str> = outbounds.iter().map(|o| o.tag.as_str()).collect();
     let plugins = plugins::validate(raw.plugins, base, &tags, errors);

@@ -43,6 +43,18 @@ pub struct RawInbound {
     pub users: Vec<RawUser>,
     #[serde(default)]
     pub fallback: Vec<RawFallback>,
+    /// socks: username/password accounts (none: no authentication).
+    #[serde(default)]
+    pub accounts: Vec<RawAccount>,
+    /// socks: answer UDP ASSOCIATE (default true).
+    pub udp: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccount {
+    pub user: String,
+    pub pass: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,6 +100,20 @@ pub struct RawOutbound {
     pub insecure: Option<bool>,
     /// vless: ALPN protocols to offer.
     pub alpn: Option<Vec<String>>,
+    /// vless: a PEM file of CA certificates to trust instead of the web PKI roots.
+    pub ca: Option<String>,
+    /// vless: the whole server as a `vless://` share link (instead of server/id/sni/...).
+    pub link: Option<String>,
+    /// vless: Mux.Cool.
+    pub mux: Option<RawMux>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMux {
+    pub enabled: Option<bool>,
+    pub concurrency: Option<u16>,
+    pub idle_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

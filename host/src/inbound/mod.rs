@@ -2,6 +2,8 @@
 //! They never route.
 
 pub mod fallback;
+pub mod http;
 pub mod socks;
+mod socks_udp;
 pub mod users;
 pub mod vless;

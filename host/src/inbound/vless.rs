@@ -190,7 +190,8 @@ impl VlessServer {
         let snapshot = fields.freeze();
         match network {
             Network::Tcp => {
-                dispatch::tcp_session(&self.ctx, snapshot, tls, payload, &RESPONSE).await
+                let reply = dispatch::Reply::prefix(&RESPONSE);
+                dispatch::tcp_session(&self.ctx, snapshot, tls, payload, &reply).await
             }
             Network::Udp => {
                 dispatch::udp_session(&self.ctx, snapshot, tls, payload, &RESPONSE).await

@@ -193,7 +193,8 @@ impl Tunnel {
         let snapshot = self.snapshot.child(Network::Tcp, target_of(&target));
         let ctx = self.ctx.clone();
         self.sessions.spawn(async move {
-            dispatch::tcp_session(&ctx, snapshot, session_end, BytesMut::new(), &[]).await;
+            let reply = dispatch::Reply::prefix(&[]);
+            dispatch::tcp_session(&ctx, snapshot, session_end, BytesMut::new(), &reply).await;
         });
     }
 
@@ -237,7 +238,7 @@ async fn send_or_stall<T>(
 }
 
 /// Writes queued frames to the tunnel, the first glued to `prefix`.
-async fn write_frames<W: AsyncWrite + Unpin>(
+pub(super) async fn write_frames<W: AsyncWrite + Unpin>(
     mut writer: W,
     mut queued: mpsc::Receiver<BytesMut>,
     prefix: &[u8],

@@ -18,7 +18,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::net::UdpSocket;
 use tokio::sync::{Notify, mpsc};
 
-use crate::dispatch::{Context, Outcome, access_log};
+use crate::dispatch::{Context, Outcome, access_log, route_without_payload};
 use crate::inbound::vless::target_of;
 use crate::proto::mux::Frame;
 use crate::proto::{Address, Destination};
@@ -97,15 +97,12 @@ pub async fn session(
     frames: mpsc::Sender<BytesMut>,
 ) {
     let started = Instant::now();
-    let pipeline = ctx.registry.pipeline();
-    let routed = pipeline.finish_sniff(&snapshot, &pipeline.new_sniff_state());
-    let decided = pipeline.route(&routed).unwrap_or(routed);
-    let outbound = ctx.outbounds.pick(decided.outbound.as_deref()).ok();
-    let tag = outbound.map(|o| o.tag.clone());
-    let blocked = !matches!(
-        outbound.map(|o| &o.kind),
-        Some(crate::config::OutboundKind::Direct { .. })
-    );
+    let Some((decided, outbound)) = route_without_payload(&ctx, &snapshot, started) else {
+        return send_end(&frames, id, false).await;
+    };
+    let tag = Some(outbound.tag.clone());
+    // Full cone needs one unconnected socket here: only `direct` can give it.
+    let blocked = !matches!(outbound.kind, crate::config::OutboundKind::Direct { .. });
     let owner = Arc::new(Notify::new());
     let (traffic, outcome) = if blocked {
         (Traffic::default(), Outcome::Blocked)
@@ -128,10 +125,14 @@ pub async fn session(
             Err(_) => (Traffic::default(), Outcome::Error),
         }
     };
-    let mut end = BytesMut::new();
-    let _ = Frame::end(id, outcome == Outcome::Error).encode(&mut end);
-    let _ = frames.send(end).await;
+    send_end(&frames, id, outcome == Outcome::Error).await;
     access_log(&decided, tag.as_deref(), traffic, started, outcome);
+}
+
+async fn send_end(frames: &mpsc::Sender<BytesMut>, id: u16, error: bool) {
+    let mut end = BytesMut::new();
+    let _ = Frame::end(id, error).encode(&mut end);
+    let _ = frames.send(end).await;
 }
 
 async fn pump(

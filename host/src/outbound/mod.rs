@@ -1,22 +1,37 @@
 //! Outbounds: where a routed session goes. Enum dispatch, no `Box<dyn>` on the hot path.
+//! A TCP session becomes an [`Upstream`], a UDP flow becomes [`Packets`].
 
 mod direct;
+mod packets;
+mod upstream;
 pub mod vless;
 
 use std::sync::Arc;
 
 use crate::config::{OutboundConfig, OutboundKind};
+use crate::mux::MuxClient;
+use crate::proto::vless::Command;
 use crate::session::Target;
 
 pub use direct::{connect_tcp, resolve, udp_socket};
+pub use packets::{PacketRx, PacketTx, Packets};
+pub use upstream::Upstream;
 
 /// A configured outbound.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Outbound {
     pub tag: Arc<str>,
     pub kind: OutboundKind,
     /// The TLS client configuration of a vless outbound, built once.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The Mux.Cool pool of a vless outbound with mux enabled.
+    pub mux: Option<Arc<MuxClient>>,
+}
+
+impl std::fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Outbound({}, {:?})", self.tag, self.kind)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,25 +48,119 @@ pub enum OutboundError {
     Resolve(Target, std::io::Error),
 }
 
+/// Why a session could not be connected, in the terms an inbound answers with
+/// (a SOCKS5 reply code, an HTTP status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The route stage or a block outbound refused it.
+    Blocked,
+    /// The name did not resolve.
+    UnknownHost,
+    Refused,
+    Unreachable,
+    TimedOut,
+    Other,
+}
+
+impl OutboundError {
+    pub fn failure(&self) -> Failure {
+        match self {
+            OutboundError::Blocked(_) => Failure::Blocked,
+            OutboundError::Unknown(_) => Failure::Other,
+            OutboundError::Timeout(_) => Failure::TimedOut,
+            OutboundError::Resolve(..) => Failure::UnknownHost,
+            OutboundError::Connect(_, e) => match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => Failure::Refused,
+                std::io::ErrorKind::TimedOut => Failure::TimedOut,
+                _ => Failure::Unreachable,
+            },
+        }
+    }
+}
+
+impl Outbound {
+    fn new(config: &OutboundConfig) -> Self {
+        let tls = match &config.kind {
+            OutboundKind::Vless(v) => Some(vless::tls_config(v)),
+            _ => None,
+        };
+        let mux = match (&config.kind, &tls) {
+            (OutboundKind::Vless(v), Some(tls)) if v.mux.enabled => {
+                Some(Arc::new(MuxClient::new(v.clone(), tls.clone())))
+            }
+            _ => None,
+        };
+        Outbound {
+            tag: config.tag.as_str().into(),
+            kind: config.kind.clone(),
+            tls,
+            mux,
+        }
+    }
+
+    /// Connects a TCP session to `target`; `first` (the bytes the sniff window held)
+    /// goes out ahead of everything else, glued to the protocol header where there is one.
+    pub async fn connect(&self, target: &Target, first: &[u8]) -> Result<Upstream, OutboundError> {
+        use tokio::io::AsyncWriteExt;
+        match (&self.kind, &self.tls, &self.mux) {
+            (OutboundKind::Direct { connect_timeout }, _, _) => {
+                let mut tcp = connect_tcp(target, *connect_timeout).await?;
+                tcp.write_all(first)
+                    .await
+                    .map_err(|e| OutboundError::Connect(target.clone(), e))?;
+                Ok(Upstream::Direct(tcp))
+            }
+            (OutboundKind::Vless(_), _, Some(mux)) => Ok(Upstream::Mux(
+                mux.open_stream(vless::destination(target), first).await?,
+            )),
+            (OutboundKind::Vless(cfg), Some(tls), None) => {
+                let command = Command::Tcp(vless::destination(target));
+                let stream = vless::connect(cfg, tls, command, first).await?;
+                Ok(Upstream::Vless(Box::new(stream)))
+            }
+            _ => Err(OutboundError::Blocked(self.tag.clone())),
+        }
+    }
+
+    /// Opens a UDP flow to `target`: a connected socket, VLESS command 2, or a UDP
+    /// sub-stream of the Mux.Cool pool.
+    pub async fn open_packets(&self, target: &Target) -> Result<Packets, OutboundError> {
+        match (&self.kind, &self.tls, &self.mux) {
+            (OutboundKind::Direct { .. }, _, _) => {
+                let io = |e| OutboundError::Connect(target.clone(), e);
+                let addr = *resolve(target)
+                    .await?
+                    .first()
+                    .ok_or_else(|| io(std::io::Error::other("no address")))?;
+                let socket = udp_socket(&addr).await.map_err(io)?;
+                socket.connect(addr).await.map_err(io)?;
+                Ok(Packets::socket(socket))
+            }
+            (OutboundKind::Vless(_), _, Some(mux)) => {
+                let flow = mux.open_packets(vless::destination(target)).await?;
+                Ok(Packets {
+                    tx: PacketTx::Mux(flow.tx),
+                    rx: PacketRx::Mux(flow.rx),
+                })
+            }
+            (OutboundKind::Vless(cfg), Some(tls), None) => {
+                let command = Command::Udp(vless::destination(target));
+                Ok(Packets::vless(
+                    vless::connect(cfg, tls, command, &[]).await?,
+                ))
+            }
+            _ => Err(OutboundError::Blocked(self.tag.clone())),
+        }
+    }
+}
+
 /// The outbounds of one configuration, by tag; the first is the default.
 #[derive(Debug, Clone)]
 pub struct Outbounds(Vec<Outbound>);
 
 impl Outbounds {
     pub fn new(configs: &[OutboundConfig]) -> Self {
-        Self(
-            configs
-                .iter()
-                .map(|c| Outbound {
-                    tag: c.tag.as_str().into(),
-                    kind: c.kind.clone(),
-                    tls: match &c.kind {
-                        OutboundKind::Vless(v) => Some(vless::tls_config(v)),
-                        _ => None,
-                    },
-                })
-                .collect(),
-        )
+        Self(configs.iter().map(Outbound::new).collect())
     }
 
     /// The outbound named by the route stage, or the first one when none was chosen.

@@ -21,7 +21,8 @@ use crate::proto::vless::{Addons, Command, RequestHeader};
 use crate::proto::{Address, Destination};
 use crate::session::Target;
 
-/// The TLS client configuration of a vless outbound (web PKI roots, or none checked).
+/// The TLS client configuration of a vless outbound: the web PKI roots, the configured
+/// CA file's certificates, or (`insecure`) none checked.
 pub fn tls_config(cfg: &VlessOutbound) -> Arc<rustls::ClientConfig> {
     let builder = rustls::ClientConfig::builder();
     let mut config = if cfg.insecure {
@@ -32,22 +33,41 @@ pub fn tls_config(cfg: &VlessOutbound) -> Arc<rustls::ClientConfig> {
             )))
             .with_no_client_auth()
     } else {
-        let roots =
-            rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let roots = match &cfg.ca {
+            Some(certs) => {
+                let mut roots = rustls::RootCertStore::empty();
+                let (added, ignored) = roots.add_parsable_certificates(certs.iter().cloned());
+                if ignored > 0 {
+                    tracing::warn!(added, ignored, "vless outbound: unusable CA certificates");
+                }
+                roots
+            }
+            None => {
+                rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned())
+            }
+        };
         builder.with_root_certificates(roots).with_no_client_auth()
     };
     config.alpn_protocols = cfg.alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
     Arc::new(config)
 }
 
-/// Dials the server, sends the header and `first`, and returns the stream.
+impl VlessOutbound {
+    /// The server's address, for dialing and for error messages.
+    pub fn target(&self) -> Target {
+        Target::new(self.host.as_str(), self.port)
+    }
+}
+
+/// Dials the server, sends the header for `command` glued to `first`, and returns the
+/// stream.
 pub async fn connect(
     cfg: &VlessOutbound,
     tls: &Arc<rustls::ClientConfig>,
-    target: &Target,
+    command: Command,
     first: &[u8],
 ) -> Result<VlessStream, OutboundError> {
-    let server = Target::new(cfg.host.as_str(), cfg.port);
+    let server = cfg.target();
     let tcp = connect_tcp(&server, cfg.connect_timeout).await?;
     let io = |e: std::io::Error| OutboundError::Connect(server.clone(), e);
     let name = ServerName::try_from(cfg.sni.clone()).map_err(|e| io(std::io::Error::other(e)))?;
@@ -58,7 +78,7 @@ pub async fn connect(
     let header = RequestHeader {
         uuid: *cfg.id.as_bytes(),
         addons: Addons::default(),
-        command: Command::Tcp(destination(target)),
+        command,
     };
     let mut out = BytesMut::with_capacity(header.encoded_len() + first.len());
     header
@@ -73,7 +93,8 @@ pub async fn connect(
     })
 }
 
-fn destination(target: &Target) -> Destination {
+/// A session target in the wire's address form.
+pub fn destination(target: &Target) -> Destination {
     let addr = match target.ip() {
         Some(ip) => Address::from_ip(ip),
         None => Address::Domain(target.host.to_string()),

@@ -1,6 +1,6 @@
 //! Sans-IO codecs for the wire formats wasmray speaks: VLESS headers, the
-//! VLESS address form, UDP length framing, Mux.Cool/XUDP frames and PROXY
-//! protocol headers.
+//! VLESS address form, UDP length framing, Mux.Cool/XUDP frames, PROXY
+//! protocol headers, SOCKS5 and the HTTP/1 proxy messages.
 //!
 //! # Why sans-IO
 //!
@@ -28,6 +28,7 @@
 //! edge by the caller.
 
 mod cursor;
+pub mod http1;
 #[cfg(test)]
 mod test_support;
 

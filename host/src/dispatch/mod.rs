@@ -1,18 +1,25 @@
 //! From an accepted session to its outbound: the sniff window, the plugin stages, the
 //! dial, the replay of the held bytes, the relay and the access-log line. Inbounds
-//! (VLESS, and each Mux.Cool sub-stream) hand sessions here and do no routing.
+//! (VLESS, each Mux.Cool sub-stream, SOCKS5, HTTP) hand sessions here and do no
+//! routing; `tcp` and `udp` hold the two session shapes.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::config::{OutboundKind, Timeouts};
-use crate::outbound::{Outbound, Outbounds, connect_tcp};
+use crate::config::Timeouts;
+use crate::outbound::{Outbound, Outbounds};
 use crate::plugin::{Pipeline, Registry, SniffOutcome};
-use crate::relay::{End, Traffic, relay};
+use crate::relay::{End, Traffic};
 use crate::session::Snapshot;
+
+mod tcp;
+mod udp;
+
+pub use tcp::{Reply, tcp_session};
+pub use udp::udp_session;
 
 /// What every session needs from the daemon.
 #[derive(Clone)]
@@ -100,137 +107,33 @@ where
     Ok(pipeline.finish_sniff(snapshot, &state))
 }
 
-/// A TCP session: decide, dial, replay the held bytes, relay. `prefix` goes to the
-/// client with the first downlink bytes (the VLESS response header).
-pub async fn tcp_session<S>(
-    ctx: &Context,
-    snapshot: Snapshot,
-    mut client: S,
-    mut held: BytesMut,
-    prefix: &[u8],
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let started = Instant::now();
+/// Routes a session that has no payload to sniff (UDP: VLESS command 2, XUDP, SOCKS5
+/// UDP): the sniff stage sees nothing, the route stage decides, the outbound is picked.
+/// A refused session is logged here and `None` returned.
+pub fn route_without_payload<'a>(
+    ctx: &'a Context,
+    snapshot: &Snapshot,
+    started: Instant,
+) -> Option<(Snapshot, &'a Outbound)> {
     let pipeline = ctx.registry.pipeline();
-    let decided = match decide(&pipeline, &snapshot, &mut client, &mut held).await {
-        Ok(s) => s,
-        Err(outcome) => return access_log(&snapshot, None, Traffic::default(), started, outcome),
-    };
-    let Some(outbound) = pick_outbound(ctx, &decided, started) else {
-        return;
-    };
-    if matches!(outbound.kind, OutboundKind::Block) {
-        return access_log(
-            &decided,
-            Some(&outbound.tag),
+    let routed = pipeline.finish_sniff(snapshot, &pipeline.new_sniff_state());
+    let Ok(decided) = pipeline.route(&routed) else {
+        access_log(
+            snapshot,
+            None,
             Traffic::default(),
             started,
             Outcome::Blocked,
         );
-    }
-    let (traffic, outcome) =
-        match dial_and_relay(outbound, &decided, client, held, prefix, &ctx.timeouts).await {
-            Ok((t, end)) => (t, end_outcome(end)),
-            Err(e) => {
-                tracing::debug!("{e}");
-                (Traffic::default(), Outcome::Error)
-            }
-        };
-    access_log(&decided, Some(&outbound.tag), traffic, started, outcome);
-}
-
-async fn dial_and_relay<S>(
-    outbound: &Outbound,
-    decided: &Snapshot,
-    client: S,
-    held: BytesMut,
-    prefix: &[u8],
-    timeouts: &Timeouts,
-) -> anyhow::Result<(Traffic, End)>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let (mut traffic, end) = match (&outbound.kind, &outbound.tls) {
-        (OutboundKind::Vless(cfg), Some(tls)) => {
-            let target =
-                crate::outbound::vless::connect(cfg, tls, &decided.dial_target, &held).await?;
-            relay(client, target, prefix, timeouts).await
-        }
-        (OutboundKind::Direct { connect_timeout }, _) => {
-            let mut target = connect_tcp(&decided.dial_target, *connect_timeout).await?;
-            target.write_all(&held).await?;
-            relay(client, target, prefix, timeouts).await
-        }
-        _ => anyhow::bail!("outbound {} cannot carry TCP", outbound.tag),
+        return None;
     };
-    traffic.up += held.len() as u64;
-    Ok((traffic, end))
-}
-
-/// A UDP session (VLESS command 2): route (no sniffing for UDP yet), then relay
-/// length-framed datagrams through a UDP socket to the target.
-pub async fn udp_session<S>(
-    ctx: &Context,
-    snapshot: Snapshot,
-    client: S,
-    held: BytesMut,
-    prefix: &[u8],
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let started = Instant::now();
-    let pipeline = ctx.registry.pipeline();
-    let routed = pipeline.finish_sniff(&snapshot, &pipeline.new_sniff_state());
-    let decided = match pipeline.route(&routed) {
-        Ok(s) => s,
-        Err(_) => {
-            return access_log(
-                &snapshot,
-                None,
-                Traffic::default(),
-                started,
-                Outcome::Blocked,
-            );
-        }
-    };
-    let Some(outbound) = pick_outbound(ctx, &decided, started) else {
-        return;
-    };
-    if !matches!(outbound.kind, OutboundKind::Direct { .. }) {
-        // Only direct carries UDP for now (not block, not yet vless).
-        return access_log(
-            &decided,
-            Some(&outbound.tag),
-            Traffic::default(),
-            started,
-            Outcome::Blocked,
-        );
-    }
-    let result = async {
-        let addr = *crate::outbound::resolve(&decided.dial_target)
-            .await?
-            .first()
-            .ok_or_else(|| anyhow::anyhow!("{} has no address", decided.dial_target))?;
-        let socket = crate::outbound::udp_socket(&addr).await?;
-        socket.connect(addr).await?;
-        Ok::<_, anyhow::Error>(
-            crate::udp_relay::relay_udp(client, held, socket, prefix, ctx.timeouts.idle).await?,
-        )
-    };
-    let (traffic, outcome) = match result.await {
-        Ok(t) => (t, Outcome::Ok),
-        Err(e) => {
-            tracing::debug!("udp: {e:#}");
-            (Traffic::default(), Outcome::Error)
-        }
-    };
-    access_log(&decided, Some(&outbound.tag), traffic, started, outcome);
+    let outbound = pick_outbound(ctx, &decided, started)?;
+    Some((decided, outbound))
 }
 
 /// The outbound the route stage chose (or the default); on an unknown tag the session
 /// is logged as an error and `None` returned.
-fn pick_outbound<'a>(
+pub fn pick_outbound<'a>(
     ctx: &'a Context,
     decided: &Snapshot,
     started: Instant,
@@ -245,7 +148,7 @@ fn pick_outbound<'a>(
     }
 }
 
-fn end_outcome(end: End) -> Outcome {
+pub fn end_outcome(end: End) -> Outcome {
     match end {
         End::Done => Outcome::Ok,
         End::Timeout => Outcome::Timeout,

@@ -1,35 +1,13 @@
 //! `vless://` share links in the form v2rayN, Xray and sing-box clients import:
 //! `vless://ID@HOST:PORT?encryption=none&security=tls&sni=..&alpn=..&type=tcp#NAME`.
+//! `wasmray link` prints them for a server's users; a client outbound may be given as
+//! `link = "vless://..."` (`link` parses them).
 
-use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+mod link;
+
+pub use link::{LinkError, MAX_LINK_LEN, VlessLink, format_vless_link, parse_vless_link};
 
 use crate::config::{Config, InboundKind, User};
-
-/// Characters escaped in query values and the fragment.
-const ESCAPE: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'&')
-    .add(b'+')
-    .add(b',')
-    .add(b'/')
-    .add(b':')
-    .add(b';')
-    .add(b'<')
-    .add(b'=')
-    .add(b'>')
-    .add(b'?')
-    .add(b'@')
-    .add(b'[')
-    .add(b'\\')
-    .add(b']')
-    .add(b'^')
-    .add(b'`')
-    .add(b'{')
-    .add(b'|')
-    .add(b'}');
 
 /// What a link says besides the user.
 pub struct LinkParams<'a> {
@@ -43,27 +21,15 @@ pub struct LinkParams<'a> {
 }
 
 pub fn vless_link(user: &User, p: &LinkParams<'_>) -> String {
-    let enc = |s: &str| utf8_percent_encode(s, ESCAPE).to_string();
-    let host = if p.host.contains(':') {
-        format!("[{}]", p.host)
-    } else {
-        p.host.to_string()
-    };
-    let mut link = format!(
-        "vless://{}@{host}:{}?encryption=none&security=tls&sni={}&type=tcp&headerType=none",
-        user.id.hyphenated(),
-        p.port,
-        enc(p.sni)
-    );
-    if !p.alpn.is_empty() {
-        link.push_str(&format!("&alpn={}", enc(&p.alpn.join(","))));
-    }
-    if p.insecure {
-        link.push_str("&allowInsecure=1");
-    }
-    link.push('#');
-    link.push_str(&enc(&user.email));
-    link
+    format_vless_link(&VlessLink {
+        id: user.id,
+        host: p.host.to_string(),
+        port: p.port,
+        sni: Some(p.sni.to_string()),
+        alpn: p.alpn.to_vec(),
+        insecure: p.insecure,
+        name: Some(user.email.clone()),
+    })
 }
 
 /// One link per user of every VLESS inbound. `host` overrides the listen address
