@@ -27,6 +27,7 @@ pub struct Daemon {
     /// (inbound tag, bound address), in config order.
     pub listeners: Vec<(String, SocketAddr)>,
     pub registry: Arc<Registry>,
+    pub outbounds: Arc<Outbounds>,
     stop: watch::Sender<bool>,
     inbounds: Vec<(Arc<Semaphore>, u32)>,
     accept_loops: Vec<tokio::task::JoinHandle<()>>,
@@ -44,6 +45,7 @@ impl Daemon {
         let mut daemon = Daemon {
             listeners: Vec::new(),
             registry: registry.clone(),
+            outbounds: outbounds.clone(),
             stop,
             inbounds: Vec::new(),
             accept_loops: Vec::new(),

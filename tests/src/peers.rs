@@ -150,3 +150,81 @@ pub async fn fetch_via_socks(proxy: SocketAddr, web: SocketAddr, path: &str) -> 
         .expect("read the page");
     page
 }
+
+/// Runs `curl` with `args` (always `-sS` and a 30 s cap); its stdout, or a panic with
+/// its stderr when it fails.
+pub async fn curl(args: &[&str]) -> String {
+    let output = tokio::process::Command::new("curl")
+        .args(["-sS", "--max-time", "30"])
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("curl runs (apt install curl)");
+    assert!(
+        output.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A SOCKS5 UDP association: the control connection (kept open) and a UDP socket
+/// that talks to the relay.
+pub struct SocksUdp {
+    _control: TcpStream,
+    socket: tokio::net::UdpSocket,
+    relay: SocketAddr,
+}
+
+impl SocksUdp {
+    /// UDP ASSOCIATE through `proxy` (no auth).
+    pub async fn associate(proxy: SocketAddr) -> std::io::Result<SocksUdp> {
+        let mut control = TcpStream::connect(proxy).await?;
+        control.write_all(&[5, 1, 0]).await?;
+        let mut reply = [0u8; 2];
+        control.read_exact(&mut reply).await?;
+        control.write_all(&[5, 3, 0, 1, 0, 0, 0, 0, 0, 0]).await?;
+        let mut head = [0u8; 10];
+        control.read_exact(&mut head).await?;
+        if head[1] != 0 || head[3] != 1 {
+            return Err(std::io::Error::other(format!("associate reply {head:?}")));
+        }
+        let ip = std::net::Ipv4Addr::new(head[4], head[5], head[6], head[7]);
+        let relay = SocketAddr::from((ip, u16::from_be_bytes([head[8], head[9]])));
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+        Ok(SocksUdp {
+            _control: control,
+            socket,
+            relay,
+        })
+    }
+
+    /// Sends `data` to `target` through the relay and waits (5 s) for one reply;
+    /// returns the reply's source and payload.
+    pub async fn round_trip(
+        &self,
+        target: SocketAddr,
+        data: &[u8],
+    ) -> std::io::Result<(SocketAddr, Vec<u8>)> {
+        let SocketAddr::V4(v4) = target else {
+            return Err(std::io::Error::other("ipv4 only"));
+        };
+        let mut packet = vec![0, 0, 0, 1];
+        packet.extend_from_slice(&v4.ip().octets());
+        packet.extend_from_slice(&v4.port().to_be_bytes());
+        packet.extend_from_slice(data);
+        self.socket.send_to(&packet, self.relay).await?;
+        let mut buf = vec![0u8; 65536];
+        let n = tokio::time::timeout(Duration::from_secs(5), self.socket.recv(&mut buf))
+            .await
+            .map_err(|_| std::io::Error::other("no UDP reply within 5 s"))??;
+        let reply = &buf[..n];
+        if n < 10 || reply[3] != 1 {
+            return Err(std::io::Error::other(format!("bad reply header {reply:?}")));
+        }
+        let ip = std::net::Ipv4Addr::new(reply[4], reply[5], reply[6], reply[7]);
+        let from = SocketAddr::from((ip, u16::from_be_bytes([reply[8], reply[9]])));
+        Ok((from, reply[10..].to_vec()))
+    }
+}

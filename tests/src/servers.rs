@@ -132,3 +132,100 @@ pub async fn udp_whoami() -> SocketAddr {
     });
     addr
 }
+
+/// HTTP/1.1 with keep-alive and request bodies (Content-Length or chunked): answers
+/// each request with a chunked body `path=P bytes=N sum=S` (S: the byte sum of the
+/// request body), and `X-Conn: K` naming the connection, so a test can tell whether
+/// requests shared one upstream connection. Closes when the client does, or after a
+/// request with `Connection: close`.
+pub async fn http_upload() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut conn = 0u32;
+        while let Ok((s, _)) = listener.accept().await {
+            conn += 1;
+            tokio::spawn(serve_uploads(s, conn));
+        }
+    });
+    addr
+}
+
+async fn serve_uploads(mut s: tokio::net::TcpStream, conn: u32) {
+    let mut buf = Vec::new();
+    loop {
+        let Some(head_end) = read_until_found(&mut s, &mut buf, b"\r\n\r\n").await else {
+            return;
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+        let path = head.split(' ').nth(1).unwrap_or("?").to_string();
+        buf.drain(..head_end + 4);
+        let body = if head.contains("transfer-encoding: chunked") {
+            read_chunked(&mut s, &mut buf).await
+        } else {
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+            while buf.len() < len {
+                if read_more(&mut s, &mut buf).await == 0 {
+                    return;
+                }
+            }
+            Some(buf.drain(..len).collect())
+        };
+        let Some(body) = body else { return };
+        let sum: u64 = body.iter().map(|b| u64::from(*b)).sum();
+        let text = format!("path={path} bytes={} sum={sum}", body.len());
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Conn: {conn}\r\n\r\n{:x}\r\n{text}\r\n0\r\n\r\n",
+            text.len()
+        );
+        if s.write_all(reply.as_bytes()).await.is_err() || head.contains("connection: close") {
+            return;
+        }
+    }
+}
+
+async fn read_more(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> usize {
+    let mut chunk = [0u8; 16 * 1024];
+    let n = s.read(&mut chunk).await.unwrap_or(0);
+    buf.extend_from_slice(&chunk[..n]);
+    n
+}
+
+async fn read_until_found(
+    s: &mut tokio::net::TcpStream,
+    buf: &mut Vec<u8>,
+    needle: &[u8],
+) -> Option<usize> {
+    loop {
+        if let Some(at) = buf.windows(needle.len()).position(|w| w == needle) {
+            return Some(at);
+        }
+        if read_more(s, buf).await == 0 {
+            return None;
+        }
+    }
+}
+
+/// De-chunks a request body (no trailers expected).
+async fn read_chunked(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = read_until_found(s, buf, b"\r\n").await?;
+        let line = String::from_utf8_lossy(&buf[..line_end]).to_string();
+        let size = usize::from_str_radix(line.split(';').next()?.trim(), 16).ok()?;
+        buf.drain(..line_end + 2);
+        while buf.len() < size + 2 {
+            if read_more(s, buf).await == 0 {
+                return None;
+            }
+        }
+        body.extend(buf.drain(..size));
+        buf.drain(..2);
+        if size == 0 {
+            return Some(body);
+        }
+    }
+}

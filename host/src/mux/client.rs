@@ -15,6 +15,7 @@
 //! datagram per frame instead.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,6 +45,8 @@ pub struct MuxClient {
     tls: Arc<rustls::ClientConfig>,
     mux: MuxConfig,
     tunnels: tokio::sync::Mutex<Vec<Arc<Tunnel>>>,
+    /// Tunnels dialed so far.
+    dialed: AtomicU64,
 }
 
 /// One open sub-stream's way back to its session.
@@ -88,6 +91,7 @@ impl MuxClient {
             tls,
             mux,
             tunnels: tokio::sync::Mutex::new(Vec::new()),
+            dialed: AtomicU64::new(0),
         }
     }
 
@@ -154,6 +158,7 @@ impl MuxClient {
 
     async fn dial(&self) -> Result<Arc<Tunnel>, OutboundError> {
         let stream = vless::connect(&self.server, &self.tls, Command::Mux, &[]).await?;
+        self.dialed.fetch_add(1, Ordering::Relaxed);
         let (reader, writer) = tokio::io::split(stream);
         let (frames, queued) = mpsc::channel(FRAME_QUEUE);
         tokio::spawn(write_frames(writer, queued, &[]));
@@ -169,8 +174,13 @@ impl MuxClient {
         Ok(tunnel)
     }
 
-    /// Tunnels currently in the pool (for tests and the status of a client).
-    pub async fn tunnels(&self) -> usize {
+    /// Tunnels dialed since the start (for tests and a client's status).
+    pub fn dialed(&self) -> u64 {
+        self.dialed.load(Ordering::Relaxed)
+    }
+
+    /// Tunnels open now.
+    pub async fn open_tunnels(&self) -> usize {
         let mut tunnels = self.tunnels.lock().await;
         tunnels.retain(|t| t.is_open());
         tunnels.len()

@@ -163,14 +163,17 @@ impl Outbounds {
         Self(configs.iter().map(Outbound::new).collect())
     }
 
+    /// The outbound tagged `tag`.
+    pub fn get(&self, tag: &str) -> Option<&Outbound> {
+        self.0.iter().find(|o| &*o.tag == tag)
+    }
+
     /// The outbound named by the route stage, or the first one when none was chosen.
     /// A tag that does not exist closes the session (as Xray does), not the default.
     pub fn pick(&self, tag: Option<&str>) -> Result<&Outbound, OutboundError> {
         match tag {
             Some(tag) => self
-                .0
-                .iter()
-                .find(|o| &*o.tag == tag)
+                .get(tag)
                 .ok_or_else(|| OutboundError::Unknown(tag.into())),
             None => self
                 .0
