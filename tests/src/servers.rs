@@ -106,9 +106,17 @@ pub async fn udp_echo() -> SocketAddr {
 /// Reads `reader` to its end, checking every byte against the pattern; returns how many
 /// bytes arrived. Panics at the first wrong byte.
 pub async fn read_pattern<R: tokio::io::AsyncRead + Unpin>(reader: &mut R) -> u64 {
+    read_pattern_from(reader, 0).await
+}
+
+/// [`read_pattern`] for a stream whose first `offset` bytes were already read; returns
+/// the offset of its end.
+pub async fn read_pattern_from<R: tokio::io::AsyncRead + Unpin>(
+    reader: &mut R,
+    mut offset: u64,
+) -> u64 {
     let mut buf = vec![0u8; 64 * 1024];
     let mut expected = vec![0u8; 64 * 1024];
-    let mut offset = 0u64;
     loop {
         let n = reader.read(&mut buf).await.expect("read");
         if n == 0 {
@@ -227,5 +235,42 @@ async fn read_chunked(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Optio
         if size == 0 {
             return Some(body);
         }
+    }
+}
+
+/// A TCP relay in front of `target` that can cut one of the connections it carries,
+/// to break one Mux.Cool tunnel and leave the others.
+pub struct Cutter {
+    pub addr: SocketAddr,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Cutter {
+    pub async fn start(target: SocketAddr) -> Cutter {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let connections = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let list = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                list.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Cutter { addr, connections }
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.connections.lock().unwrap().len()
+    }
+
+    /// Drops both sides of connection `index` (0: the first accepted).
+    pub fn cut(&self, index: usize) {
+        self.connections.lock().unwrap()[index].abort();
     }
 }

@@ -191,6 +191,67 @@ async fn many_connections_over_one_mux_tunnel() {
     );
 }
 
+/// With one sub-stream per tunnel, cutting one tunnel ends its session only; the
+/// other keeps going, and the next session gets a fresh tunnel. An idle tunnel closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_tunnel_fails_only_its_own_sub_streams_and_idle_ones_close() {
+    let server = TestServer::start(&server_toml("", "")).await;
+    let cutter = servers::Cutter::start(server.addr).await;
+    let tweak = |text: String| {
+        text.replace("concurrency = 8", "concurrency = 1")
+            .replace("idle_timeout = \"16s\"", "idle_timeout = \"1s\"")
+    };
+    let client = Client::start(cutter.addr, true, tweak).await;
+    const SIZE: u64 = 64 * 1024 * 1024;
+    let blob = servers::blob(SIZE).await;
+    let mut first = socks5_connect(client.socks, blob).await.unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    first.read_exact(&mut buf).await.unwrap();
+    let mut second = socks5_connect(client.socks, blob).await.unwrap();
+    second.read_exact(&mut buf).await.unwrap();
+    assert_eq!((cutter.accepted(), client.tunnels_dialed()), (2, 2));
+
+    cutter.cut(0);
+    let broken = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut total = buf.len() as u64;
+        loop {
+            match first.read(&mut buf).await {
+                Ok(0) | Err(_) => return total,
+                Ok(n) => total += n as u64,
+            }
+        }
+    });
+    assert!(broken.await.unwrap() < SIZE, "the cut session ended early");
+    let rest = servers::read_pattern_from(&mut second, buf.len() as u64);
+    let rest = tokio::time::timeout(Duration::from_secs(120), rest);
+    assert_eq!(
+        rest.await.unwrap(),
+        SIZE,
+        "the other tunnel's session is whole"
+    );
+    drop(second);
+
+    // The cut tunnel is first in the pool and has room (its sub-stream is gone): had it
+    // not been dropped as broken, this session would have been put on it and failed.
+    let web = servers::http("after the cut").await;
+    assert!(
+        fetch_via_socks(client.socks, web, "/x")
+            .await
+            .ends_with("after the cut")
+    );
+
+    let proxy = client.daemon.outbounds.get("proxy").unwrap();
+    let mux = proxy.mux.as_ref().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while mux.open_tunnels().await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "idle tunnels never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socks5_udp_associate_round_trips_with_mux_off_and_on() {
     let echo = servers::udp_echo().await;
