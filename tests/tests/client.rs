@@ -191,6 +191,30 @@ async fn many_connections_over_one_mux_tunnel() {
     );
 }
 
+/// Without `insecure`, the server's certificate must chain to the web PKI roots or to
+/// the configured `ca` file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_vless_outbound_verifies_the_server_certificate() {
+    let server = TestServer::start(&server_toml("", "")).await;
+    let web = servers::http("verified").await;
+    let strict = |text: String| text.replace("insecure = true", "insecure = false");
+    let client = Client::start(server.addr, false, strict).await;
+    let page = fetch_via_socks(client.socks, web, "/untrusted").await;
+    assert_eq!(
+        page, "",
+        "a self-signed server is refused against the web PKI roots"
+    );
+
+    let ca = server.certs.path().join("cert.pem");
+    let with_ca = move |text: String| {
+        let ca = format!("insecure = false\nca = {:?}", ca.display().to_string());
+        text.replace("insecure = true", &ca)
+    };
+    let client = Client::start(server.addr, false, with_ca).await;
+    let page = fetch_via_socks(client.socks, web, "/trusted").await;
+    assert!(page.ends_with("verified"), "{page}");
+}
+
 /// With one sub-stream per tunnel, cutting one tunnel ends its session only; the
 /// other keeps going, and the next session gets a fresh tunnel. An idle tunnel closes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
