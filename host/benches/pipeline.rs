@@ -74,15 +74,16 @@ fn native_pipeline(c: &mut Criterion) {
     c.bench_function("pipeline/native (http request, same logic)", |b| {
         b.iter(|| {
             let mut routed = snapshot.clone();
-            for verdict in [
-                http.plugin().handle(&snapshot, black_box(REQUEST)),
-                tls.plugin().handle(&snapshot, REQUEST),
-            ] {
-                if let Verdict::Matched(d) = verdict {
-                    routed.attributes.extend(d.set);
-                    routed.protocol = routed.protocol.or(d.protocol);
-                    routed.sniffed_domain = routed.sniffed_domain.or(d.sniffed_domain);
-                }
+            // As the daemon's pipeline: the TLS sniffer runs only if HTTP did not
+            // recognise the payload.
+            let mut verdict = http.plugin().handle(&snapshot, black_box(REQUEST));
+            if !matches!(&verdict, Verdict::Matched(d) if d.protocol.is_some()) {
+                verdict = tls.plugin().handle(&snapshot, REQUEST);
+            }
+            if let Verdict::Matched(d) = verdict {
+                routed.attributes.extend(d.set);
+                routed.protocol = routed.protocol.or(d.protocol);
+                routed.sniffed_domain = routed.sniffed_domain.or(d.sniffed_domain);
             }
             black_box(route.plugin().handle(&routed, &[]))
         })

@@ -1,6 +1,7 @@
 //! wasmray: a VLESS over TLS proxy daemon with Mux.Cool, whose sniffing and routing
 //! stages run as sandboxed WebAssembly plugins. See `docs/architecture.md`.
 
+pub mod bufpool;
 pub mod cli_plugin;
 pub mod config;
 pub mod daemon;

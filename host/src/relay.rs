@@ -2,17 +2,19 @@
 //! while both directions are open, then `downlink_only` after the client finished
 //! sending or `uplink_only` after the target finished. Counts bytes both ways.
 //!
-//! Each direction uses one 16 KiB buffer, allocated when the relay starts (a TLS
-//! record is at most 16 KiB of plaintext, so larger buffers buy nothing).
+//! Each direction reads into a 16 KiB buffer (a TLS record's plaintext; larger buys
+//! nothing) taken from `bufpool` only while bytes are in hand, so an idle session holds
+//! no relay buffer.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
+use crate::bufpool;
 use crate::config::Timeouts;
 
-pub const BUF_SIZE: usize = 16 * 1024;
+pub use crate::bufpool::BUF_SIZE;
 
 /// Bytes moved by a relay.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -106,25 +108,22 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut buf = vec![0u8; BUF_SIZE + prefix.len()];
-    let mut pending = prefix.len();
-    buf[..pending].copy_from_slice(prefix);
+    // The prefix goes out glued to the first data, or alone at the end.
+    let mut prefix = prefix;
     loop {
-        let n = reader.read(&mut buf[pending..]).await?;
+        let mut filled = bufpool::read(reader, prefix.len()).await?;
+        let n = filled.data().len();
         if n == 0 {
             break;
         }
         activity.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
-        writer.write_all(&buf[..pending + n]).await?;
+        filled.prepend(prefix);
+        prefix = &[];
+        writer.write_all(filled.data()).await?;
         counter.fetch_add(n as u64, Ordering::Relaxed);
-        if pending > 0 {
-            // The prefix went out glued to the first data; from now on plain copies.
-            buf.truncate(BUF_SIZE);
-            pending = 0;
-        }
     }
-    if pending > 0 {
-        writer.write_all(&buf[..pending]).await?;
+    if !prefix.is_empty() {
+        writer.write_all(prefix).await?;
     }
     writer.flush().await?;
     writer.shutdown().await

@@ -74,7 +74,11 @@ pub async fn tcp_session<S>(
     let Some(outbound) = pick_outbound(ctx, &decided, started) else {
         return answer_failure(&mut client, Failure::Other).await;
     };
-    let upstream = match outbound.connect(&decided.dial_target, &held).await {
+    let replayed = held.len() as u64;
+    let connected = outbound.connect(&decided.dial_target, &held).await;
+    // The held bytes are out: free their buffer before a relay that may idle for hours.
+    drop(held);
+    let upstream = match connected {
         Ok(u) => u,
         Err(e) => {
             tracing::debug!("{e}");
@@ -99,7 +103,7 @@ pub async fn tcp_session<S>(
         (false, false) => reply.success,
     };
     let (mut traffic, end) = relay(client, upstream, prefix, &ctx.timeouts).await;
-    traffic.up += held.len() as u64;
+    traffic.up += replayed;
     access_log(
         &decided,
         Some(&outbound.tag),

@@ -24,12 +24,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 
 use super::server::{STALL, write_frames};
-use super::substream::PIPE_CAPACITY;
+use super::substream::{PIPE_CAPACITY, send_chunks};
+use crate::bufpool;
 use crate::config::{MuxConfig, VlessOutbound};
 use crate::outbound::OutboundError;
 use crate::outbound::vless::{self, VlessStream};
 use crate::proto::Destination;
-use crate::proto::mux::{Frame, MAX_STREAM_CHUNK, Network, Status};
+use crate::proto::mux::{Frame, Network, Status};
 use crate::proto::vless::Command;
 
 /// Sessions ever allocated on one tunnel (Xray's `MaxConnection`).
@@ -339,20 +340,13 @@ async fn send_frame(frames: &mpsc::Sender<BytesMut>, frame: &Frame<'_>) -> std::
 
 /// Session bytes to the tunnel as Keep frames; End when the session stops sending.
 async fn pump_uplink(mut pipe: ReadHalf<DuplexStream>, id: u16, frames: mpsc::Sender<BytesMut>) {
-    let mut buf = BytesMut::with_capacity(MAX_STREAM_CHUNK);
     let error = loop {
-        buf.clear();
-        buf.reserve(MAX_STREAM_CHUNK);
-        match (&mut pipe)
-            .take(MAX_STREAM_CHUNK as u64)
-            .read_buf(&mut buf)
-            .await
-        {
-            Ok(0) => break false,
-            Ok(_) => {}
+        let filled = match bufpool::read(&mut pipe, 0).await {
+            Ok(f) if f.data().is_empty() => break false,
+            Ok(f) => f,
             Err(_) => break true,
-        }
-        if send_frame(&frames, &Frame::keep(id, &buf)).await.is_err() {
+        };
+        if !send_chunks(filled.data(), id, &frames).await {
             return;
         }
     };

@@ -6,9 +6,10 @@
 //! (UDP sub-streams do not use a pipe: see `xudp`.)
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::io::{AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
 
+use crate::bufpool;
 use crate::proto::mux::{Frame, MAX_STREAM_CHUNK};
 
 /// What one sub-stream may buffer in its pipe, each way.
@@ -26,20 +27,19 @@ pub async fn uplink(mut pipe: tokio::io::WriteHalf<DuplexStream>, mut data: mpsc
 }
 
 /// Moves the session's downlink bytes to the tunnel as Keep frames, then sends End.
+/// Waits with no buffer (`bufpool`), so an idle sub-stream costs no relay memory.
 pub async fn downlink(
     mut pipe: tokio::io::ReadHalf<DuplexStream>,
     id: u16,
     frames: mpsc::Sender<BytesMut>,
 ) {
-    let mut buf = BytesMut::with_capacity(MAX_STREAM_CHUNK);
     let error = loop {
-        buf.reserve(MAX_STREAM_CHUNK);
-        match pipe.read_buf(&mut buf).await {
-            Ok(0) => break false,
-            Ok(_) => {}
+        let filled = match bufpool::read(&mut pipe, 0).await {
+            Ok(f) if f.data().is_empty() => break false,
+            Ok(f) => f,
             Err(_) => break true,
-        }
-        if !send_chunks(&mut buf, id, &frames).await {
+        };
+        if !send_chunks(filled.data(), id, &frames).await {
             return;
         }
     };
@@ -48,12 +48,11 @@ pub async fn downlink(
     let _ = frames.send(end).await;
 }
 
-async fn send_chunks(buf: &mut BytesMut, id: u16, frames: &mpsc::Sender<BytesMut>) -> bool {
-    while !buf.is_empty() {
-        let chunk = buf.split_to(buf.len().min(MAX_STREAM_CHUNK));
+/// Sends `data` as Keep frames of at most [`MAX_STREAM_CHUNK`] bytes.
+pub async fn send_chunks(data: &[u8], id: u16, frames: &mpsc::Sender<BytesMut>) -> bool {
+    for chunk in data.chunks(MAX_STREAM_CHUNK) {
         let mut frame = BytesMut::with_capacity(chunk.len() + 8);
-        if Frame::keep(id, &chunk).encode(&mut frame).is_err() || frames.send(frame).await.is_err()
-        {
+        if Frame::keep(id, chunk).encode(&mut frame).is_err() || frames.send(frame).await.is_err() {
             return false;
         }
     }

@@ -69,14 +69,22 @@ impl Pipeline {
         }
     }
 
-    /// Runs the undecided sniffers on the payload held so far.
+    /// Runs the undecided sniffers on the payload held so far, in pipeline order, until
+    /// one recognises the protocol: the later ones are not called (as Xray stops at
+    /// its first successful sniffer; their protocol and domain could not win anyway).
     pub fn sniff(
         &self,
         snapshot: &Snapshot,
         payload: &[u8],
         state: &mut SniffState,
     ) -> Result<SniffOutcome, Blocked> {
+        let recognises =
+            |a: &Option<Answer>| matches!(a, Some(Answer::Matched(d)) if d.protocol.is_some());
+        let mut recognised = state.answers.iter().any(recognises);
         for (plugin, answer) in self.stage(Stage::Sniff).zip(state.answers.iter_mut()) {
+            if recognised {
+                break;
+            }
             if answer.is_some() {
                 continue;
             }
@@ -87,11 +95,8 @@ impl Pipeline {
                 Answer::NeedMore => {}
                 other => *answer = Some(other),
             }
+            recognised = recognises(answer);
         }
-        let recognised = state
-            .answers
-            .iter()
-            .any(|a| matches!(a, Some(Answer::Matched(d)) if d.protocol.is_some()));
         let all_answered = state.answers.iter().all(Option::is_some);
         Ok(if recognised || all_answered {
             SniffOutcome::Done

