@@ -115,9 +115,10 @@ bench() {
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
-wasmray_run() { mv "$1" "$1.toml"; target/release/wasmray run -c "$1.toml"; }
-v2ray_run() { mv "$1" "$1.json"; v2ray -config "$1.json"; }
-singbox_run() { mv "$1" "$1.json"; "$SINGBOX" run -c "$1.json"; }
+# exec: the background job's pid is then the server's own, for /proc.
+wasmray_run() { mv "$1" "$1.toml"; exec target/release/wasmray run -c "$1.toml"; }
+v2ray_run() { mv "$1" "$1.json"; exec v2ray -config "$1.json"; }
+singbox_run() { mv "$1" "$1.json"; exec "$SINGBOX" run -c "$1.json"; }
 
 bench wasmray wasmray_config wasmray_run
 bench v2ray v2ray_config v2ray_run

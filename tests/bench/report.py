@@ -14,7 +14,7 @@ ROWS = [
     ("upload", "server_cpu_secs_per_gb", "1 stream upload, server CPU s/GB", True),
     ("streams", "mb_per_sec", "N streams download, MB/s (aggregate)", False),
     ("streams", "server_cpu_secs_per_gb", "N streams download, server CPU s/GB", True),
-    ("connect", "conns_per_sec", "connections/s (TLS + header + 1-byte echo)", False),
+    ("connect", "conns_per_sec", "connections/s (TLS + header + HTTP request echoed)", False),
     ("connect", "server_cpu_ms_per_conn", "server CPU per connection, ms", True),
     ("connect", "p50_ms", "connection latency p50, ms", True),
     ("connect", "p99_ms", "connection latency p99, ms", True),

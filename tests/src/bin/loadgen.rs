@@ -4,10 +4,11 @@
 //! RSS per idle connection) hold on a noisy machine where wall-clock ones do not.
 //!
 //! It starts its own targets on loopback: a source (sends as many bytes as asked), a
-//! sink (counts what it gets) and a one-byte echo. Scenarios:
-//! `download`, `upload` (one stream), `streams` (N at once), `connect` (TLS handshake +
-//! VLESS header + 1-byte echo at a concurrency, with p50/p99 latency), `idle` (N
-//! connections held open), `mux` (N downloads over one Mux.Cool tunnel).
+//! sink (counts what it gets) and an echo. Scenarios: `download`, `upload` (one
+//! stream), `streams` (N at once), `connect` (TLS handshake + VLESS header + a small
+//! HTTP request echoed back, at a concurrency, with p50/p99 latency: the sniffers see
+//! what they would on a real connection), `idle` (N such connections held open), `mux`
+//! (N downloads over one Mux.Cool tunnel).
 //!
 //! ```sh
 //! loadgen --server 127.0.0.1:8443 --pid $(pidof wasmray) --ca cert.pem \
@@ -244,11 +245,13 @@ async fn source(mut s: TcpStream) -> std::io::Result<()> {
     s.shutdown().await
 }
 
-/// Counts bytes until EOF, answers the count.
+/// Reads an 8-byte size and that many bytes, answers the count (no half-close
+/// needed: not every server passes one on).
 async fn sink(mut s: TcpStream) -> std::io::Result<()> {
+    let size = s.read_u64().await?;
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0u64;
-    loop {
+    while total < size {
         match s.read(&mut buf).await? {
             0 => break,
             n => total += n as u64,
@@ -317,7 +320,7 @@ impl Client {
     }
 
     async fn upload(&self, sink: SocketAddr, bytes: u64) -> anyhow::Result<u64> {
-        let mut s = self.open(Command::Tcp(dest(sink)), &[]).await?;
+        let mut s = self.open(Command::Tcp(dest(sink)), &bytes.to_be_bytes()).await?;
         let block = vec![0xa5u8; 64 * 1024];
         let mut left = bytes;
         while left > 0 {
@@ -325,9 +328,7 @@ impl Client {
             s.write_all(&block[..n]).await?;
             left -= n as u64;
         }
-        // close_notify and FIN: the server half-closes toward the sink, which then
-        // answers its count.
-        s.shutdown().await?;
+        s.flush().await?;
         let mut answer = Vec::new();
         let mut buf = [0u8; 64];
         while answer.len() < 10 {
@@ -360,10 +361,7 @@ impl Client {
             let mut latencies = Vec::new();
             while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
                 let started = Instant::now();
-                let mut s = self.open(Command::Tcp(dest(echo)), b"x").await?;
-                let mut reply = [0u8; 3];
-                s.read_exact(&mut reply).await?;
-                anyhow::ensure!(reply == [0, 0, b'x'], "echo: {reply:?}");
+                self.echo_once(echo).await?;
                 latencies.push(started.elapsed().as_secs_f64() * 1000.0);
             }
             Ok(latencies)
@@ -381,14 +379,22 @@ impl Client {
     async fn hold(&self, echo: SocketAddr, n: usize) -> anyhow::Result<Vec<Tls>> {
         let mut held = Vec::with_capacity(n);
         for _ in 0..n {
-            let mut s = self.open(Command::Tcp(dest(echo)), b"x").await?;
-            let mut reply = [0u8; 3];
-            s.read_exact(&mut reply).await?;
-            held.push(s);
+            held.push(self.echo_once(echo).await?);
         }
         // Let the server settle (buffers freed after the first exchange).
         tokio::time::sleep(Duration::from_millis(500)).await;
         Ok(held)
+    }
+
+    /// One session: a small HTTP request (what the sniffers see on a real connection)
+    /// sent with the header, echoed back whole.
+    async fn echo_once(&self, echo: SocketAddr) -> anyhow::Result<Tls> {
+        let request = format!("GET / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n", echo.port());
+        let mut s = self.open(Command::Tcp(dest(echo)), request.as_bytes()).await?;
+        let mut reply = vec![0u8; 2 + request.len()];
+        s.read_exact(&mut reply).await?;
+        anyhow::ensure!(reply.get(2..) == Some(request.as_bytes()), "echo: {reply:?}");
+        Ok(s)
     }
 
     /// `n` downloads at once over one Mux.Cool tunnel.
