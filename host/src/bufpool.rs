@@ -5,7 +5,7 @@
 //! the reader is not ready (an `AsyncRead` that returns `Pending` has written nothing
 //! into the buffer). Only once bytes have arrived does the buffer stay with them, until
 //! they are written and the [`Filled`] is dropped. A thousand idle connections then
-//! cost no relay memory at all, and a busy one costs one 16 KiB buffer per direction,
+//! cost no relay memory at all, and a busy one costs one 64 KiB buffer per direction,
 //! recycled without touching the allocator.
 
 use std::cell::RefCell;
@@ -14,8 +14,10 @@ use std::task::Poll;
 
 use tokio::io::{AsyncRead, ReadBuf};
 
-/// Size of one buffer: a TLS record's plaintext (more buys nothing).
-pub const BUF_SIZE: usize = 16 * 1024;
+/// Size of one buffer. Four TLS records' worth: one read and one `writev` move four
+/// records, which cut the server's CPU per GB relayed from 3.1 s to about 1.5 s against
+/// 16 KiB buffers (loadgen, one run; 32 KiB gave 1.9 s, 256 KiB no better than 64).
+pub const BUF_SIZE: usize = 64 * 1024;
 /// Buffers kept per thread for reuse; more are freed.
 const KEEP: usize = 64;
 

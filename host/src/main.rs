@@ -112,11 +112,13 @@ fn run(path: Option<&Path>, listen: SocketAddr, grace: Duration) -> anyhow::Resu
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let daemon = Daemon::start(&config).await?;
+        // Handlers first: once "running" is printed, SIGTERM must drain, not kill.
+        let signals = Signals::new()?;
         if embedded {
             print_default(&config, &daemon);
         }
         println!("wasmray is running; press Ctrl-C to stop");
-        wait_for_signals(&daemon, path).await?;
+        signals.wait(&daemon, path).await;
         tracing::info!("shutting down: no new connections; draining for up to {grace:?}");
         let left = daemon.shutdown(grace).await;
         if left > 0 {
@@ -149,17 +151,31 @@ fn print_default(config: &Config, daemon: &Daemon) {
     }
 }
 
-/// Returns on SIGINT or SIGTERM; reloads the plugins on SIGHUP.
-async fn wait_for_signals(daemon: &Daemon, path: Option<&Path>) -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    loop {
-        tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
-            _ = hup.recv() => reload(daemon, path).await,
+/// SIGTERM, SIGINT and SIGHUP, caught from the moment this is built.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Returns on SIGINT or SIGTERM; reloads the plugins on SIGHUP.
+    async fn wait(mut self, daemon: &Daemon, path: Option<&Path>) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return,
+                _ = self.int.recv() => return,
+                _ = self.hup.recv() => reload(daemon, path).await,
+            }
         }
     }
 }

@@ -2,9 +2,9 @@
 //! while both directions are open, then `downlink_only` after the client finished
 //! sending or `uplink_only` after the target finished. Counts bytes both ways.
 //!
-//! Each direction reads into a 16 KiB buffer (a TLS record's plaintext; larger buys
-//! nothing) taken from `bufpool` only while bytes are in hand, so an idle session holds
-//! no relay buffer.
+//! Each direction reads into a 64 KiB buffer (four TLS records per read and write)
+//! taken from `bufpool` only while bytes are in hand, so an idle session holds no relay
+//! buffer.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

@@ -2,7 +2,13 @@
 //! microseconds and memory is capped per instance), epoch interruption (a cheap
 //! deadline check instead of fuel metering), component model on, async off (it costs
 //! per call and plugin calls are short and synchronous).
+//!
+//! The epoch ticker runs only while some plugin call is in flight ([`Ticking`]): an
+//! idle daemon, or one relaying bulk data, does not wake a thread a thousand times a
+//! second for deadlines nobody is waiting on.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -18,6 +24,24 @@ pub struct PluginEngine {
     pub engine: Engine,
     /// The largest memory any instance may have (the pool's slot size).
     pub max_memory: u64,
+    calls: Arc<Calls>,
+}
+
+/// Plugin calls in flight, and the ticker's wake-up.
+#[derive(Default)]
+struct Calls {
+    active: AtomicUsize,
+    lock: Mutex<()>,
+    wake: Condvar,
+}
+
+/// Keeps the epoch ticking while it lives; hold one across every guest call.
+pub struct Ticking(Arc<Calls>);
+
+impl Drop for Ticking {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl PluginEngine {
@@ -41,8 +65,22 @@ impl PluginEngine {
             .memory_reservation_for_growth(0)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
-        start_ticker(&engine)?;
-        Ok(Self { engine, max_memory })
+        let calls = Arc::new(Calls::default());
+        start_ticker(&engine, calls.clone())?;
+        Ok(Self {
+            engine,
+            max_memory,
+            calls,
+        })
+    }
+
+    /// Marks a guest call in flight (waking the ticker if it was asleep).
+    pub fn ticking(&self) -> Ticking {
+        if self.calls.active.fetch_add(1, Ordering::AcqRel) == 0 {
+            let _held = self.calls.lock.lock().unwrap_or_else(|p| p.into_inner());
+            self.calls.wake.notify_one();
+        }
+        Ticking(self.calls.clone())
     }
 
     /// Epoch ticks that make up `timeout` (at least 1, plus one for the partial tick).
@@ -51,12 +89,26 @@ impl PluginEngine {
     }
 }
 
-fn start_ticker(engine: &Engine) -> std::io::Result<()> {
+/// Ticks every [`EPOCH_TICK`] while calls are in flight, sleeps otherwise; ends when the
+/// engine is dropped.
+fn start_ticker(engine: &Engine, calls: Arc<Calls>) -> std::io::Result<()> {
     let weak = engine.weak();
     std::thread::Builder::new()
         .name("wasm-epoch".into())
         .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
+            loop {
+                {
+                    let mut held = calls.lock.lock().unwrap_or_else(|p| p.into_inner());
+                    while calls.active.load(Ordering::Acquire) == 0 {
+                        // Wake now and then to notice the engine is gone.
+                        let waited = calls.wake.wait_timeout(held, Duration::from_secs(1));
+                        held = waited.unwrap_or_else(|p| p.into_inner()).0;
+                        if weak.upgrade().is_none() {
+                            return;
+                        }
+                    }
+                }
+                let Some(engine) = weak.upgrade() else { return };
                 engine.increment_epoch();
                 drop(engine);
                 std::thread::sleep(EPOCH_TICK);

@@ -209,6 +209,7 @@ impl LoadedPlugin {
             Some(slot) => slot,
             None => self.new_slot()?,
         };
+        let _ticking = self.engine.ticking();
         slot.store
             .set_epoch_deadline(PluginEngine::deadline_ticks(self.limits.call_timeout));
         slot.store.data_mut().last_error = None;
@@ -237,6 +238,7 @@ impl LoadedPlugin {
         };
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|s| s as &mut dyn ResourceLimiter);
+        let _ticking = self.engine.ticking();
         store.set_epoch_deadline(PluginEngine::deadline_ticks(CONFIGURE_TIMEOUT));
         let plugin = self
             .pre
@@ -281,6 +283,7 @@ pub fn describe(
     };
     let mut store = Store::new(&engine.engine, state);
     store.limiter(|s| s as &mut dyn ResourceLimiter);
+    let _ticking = engine.ticking();
     store.set_epoch_deadline(PluginEngine::deadline_ticks(CONFIGURE_TIMEOUT));
     let plugin = pre
         .instantiate(&mut store)

@@ -320,7 +320,9 @@ impl Client {
     }
 
     async fn upload(&self, sink: SocketAddr, bytes: u64) -> anyhow::Result<u64> {
-        let mut s = self.open(Command::Tcp(dest(sink)), &bytes.to_be_bytes()).await?;
+        let mut s = self
+            .open(Command::Tcp(dest(sink)), &bytes.to_be_bytes())
+            .await?;
         let block = vec![0xa5u8; 64 * 1024];
         let mut left = bytes;
         while left > 0 {
@@ -390,10 +392,15 @@ impl Client {
     /// sent with the header, echoed back whole.
     async fn echo_once(&self, echo: SocketAddr) -> anyhow::Result<Tls> {
         let request = format!("GET / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n", echo.port());
-        let mut s = self.open(Command::Tcp(dest(echo)), request.as_bytes()).await?;
+        let mut s = self
+            .open(Command::Tcp(dest(echo)), request.as_bytes())
+            .await?;
         let mut reply = vec![0u8; 2 + request.len()];
         s.read_exact(&mut reply).await?;
-        anyhow::ensure!(reply.get(2..) == Some(request.as_bytes()), "echo: {reply:?}");
+        anyhow::ensure!(
+            reply.get(2..) == Some(request.as_bytes()),
+            "echo: {reply:?}"
+        );
         Ok(s)
     }
 
