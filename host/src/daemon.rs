@@ -126,11 +126,14 @@ impl Server {
         }
     }
 
+    /// A connection's task is as large as the largest future it may hold, so only the
+    /// VLESS server (the hot path on a server) is inline; the client-side inbounds are
+    /// boxed, so they do not size every VLESS connection's task.
     async fn serve(self, tcp: tokio::net::TcpStream, peer: SocketAddr) {
         match self {
             Server::Vless(s) => s.serve(tcp, peer).await,
-            Server::Socks(s) => s.serve(tcp, peer).await,
-            Server::Http(s) => s.serve(tcp, peer).await,
+            Server::Socks(s) => Box::pin(s.serve(tcp, peer)).await,
+            Server::Http(s) => Box::pin(s.serve(tcp, peer)).await,
         }
     }
 }

@@ -190,18 +190,55 @@ pub fn access_log(
     started: Instant,
     outcome: Outcome,
 ) {
-    tracing::info!(
-        target: "access",
-        source = %s.source,
-        user = s.user.as_deref().unwrap_or("-"),
-        network = %s.network,
-        target = %s.target,
-        sniffed = s.sniffed_domain.as_deref().unwrap_or("-"),
-        protocol = s.protocol.as_deref().unwrap_or("-"),
-        outbound = outbound.unwrap_or("-"),
-        up = traffic.up,
-        down = traffic.down,
-        ms = started.elapsed().as_millis() as u64,
-        result = outcome.as_str(),
-    );
+    LogFields::from(s).write(outbound, traffic, started, outcome);
+}
+
+/// What the access-log line needs of a session. A relay keeps this, not the decided
+/// snapshot, whose attribute map (a persistent map node of about a kilobyte once a
+/// sniffer has written headers) would otherwise live as long as the connection.
+pub struct LogFields {
+    source: std::net::SocketAddr,
+    user: Option<Arc<str>>,
+    network: crate::session::Network,
+    target: crate::session::Target,
+    sniffed: Option<Arc<str>>,
+    protocol: Option<Arc<str>>,
+}
+
+impl From<&Snapshot> for LogFields {
+    fn from(s: &Snapshot) -> Self {
+        LogFields {
+            source: s.source,
+            user: s.user.clone(),
+            network: s.network,
+            target: s.target.clone(),
+            sniffed: s.sniffed_domain.clone(),
+            protocol: s.protocol.clone(),
+        }
+    }
+}
+
+impl LogFields {
+    pub fn write(
+        &self,
+        outbound: Option<&str>,
+        traffic: Traffic,
+        started: Instant,
+        outcome: Outcome,
+    ) {
+        tracing::info!(
+            target: "access",
+            source = %self.source,
+            user = self.user.as_deref().unwrap_or("-"),
+            network = %self.network,
+            target = %self.target,
+            sniffed = self.sniffed.as_deref().unwrap_or("-"),
+            protocol = self.protocol.as_deref().unwrap_or("-"),
+            outbound = outbound.unwrap_or("-"),
+            up = traffic.up,
+            down = traffic.down,
+            ms = started.elapsed().as_millis() as u64,
+            result = outcome.as_str(),
+        );
+    }
 }

@@ -8,13 +8,14 @@
 //! sing-box does when it sniffs); otherwise the outbound is connected first and a
 //! failure gets its proper code (refused, unreachable, blocked).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use super::{Context, Outcome, access_log, decide, end_outcome, pick_outbound};
-use crate::outbound::{Failure, OutboundError};
+use super::{Context, LogFields, Outcome, access_log, decide, end_outcome, pick_outbound};
+use crate::outbound::{Failure, OutboundError, Upstream};
 use crate::relay::{Traffic, relay};
 use crate::session::Snapshot;
 
@@ -44,20 +45,60 @@ impl<'a> Reply<'a> {
 }
 
 /// Serves one TCP session whose first payload bytes (if any) are in `held`.
+///
+/// The setup (answer, sniff window, routing, dial) runs in its own boxed future that
+/// is freed once the session is connected: a task's size is the largest state it
+/// ever has, and the relay, where a session spends its life, needs far less than a
+/// TLS dial in flight.
 pub async fn tcp_session<S>(
     ctx: &Context,
     snapshot: Snapshot,
-    mut client: S,
-    mut held: BytesMut,
+    client: S,
+    held: BytesMut,
     reply: &Reply<'_>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let started = Instant::now();
+    let setup = Box::pin(connect(ctx, snapshot, client, held, reply, started)).await;
+    let Some(c) = setup else { return };
+    let (mut traffic, end) = relay(c.client, c.upstream, c.prefix, &ctx.timeouts).await;
+    traffic.up += c.replayed;
+    c.log
+        .write(Some(&c.tag), traffic, started, end_outcome(end));
+}
+
+/// A session ready to relay.
+struct Connected<'a, S> {
+    /// Inbounds pass large streams boxed (a TLS stream is over a kilobyte).
+    client: S,
+    upstream: Upstream,
+    /// What still goes to the client ahead of the first downlink byte.
+    prefix: &'a [u8],
+    log: LogFields,
+    tag: Arc<str>,
+    /// Held bytes already sent to the upstream.
+    replayed: u64,
+}
+
+/// Answers, decides and dials; a session that goes no further is answered and logged
+/// here.
+async fn connect<'a, S>(
+    ctx: &Context,
+    snapshot: Snapshot,
+    mut client: S,
+    mut held: BytesMut,
+    reply: &Reply<'a>,
+    started: Instant,
+) -> Option<Connected<'a, S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let pipeline = ctx.registry.pipeline();
     let early = reply.client_waits && pipeline.wants_payload() > 0;
     if early && client.write_all(reply.success).await.is_err() {
-        return access_log(&snapshot, None, Traffic::default(), started, Outcome::Error);
+        access_log(&snapshot, None, Traffic::default(), started, Outcome::Error);
+        return None;
     }
     let answer_failure = async |client: &mut S, failure| {
         if !early {
@@ -68,17 +109,16 @@ pub async fn tcp_session<S>(
         Ok(s) => s,
         Err(outcome) => {
             answer_failure(&mut client, Failure::Blocked).await;
-            return access_log(&snapshot, None, Traffic::default(), started, outcome);
+            access_log(&snapshot, None, Traffic::default(), started, outcome);
+            return None;
         }
     };
     let Some(outbound) = pick_outbound(ctx, &decided, started) else {
-        return answer_failure(&mut client, Failure::Other).await;
+        answer_failure(&mut client, Failure::Other).await;
+        return None;
     };
-    let replayed = held.len() as u64;
-    let connected = outbound.connect(&decided.dial_target, &held).await;
-    // The held bytes are out: free their buffer before a relay that may idle for hours.
-    drop(held);
-    let upstream = match connected {
+    let tag = outbound.tag.clone();
+    let upstream = match outbound.connect(&decided.dial_target, &held).await {
         Ok(u) => u,
         Err(e) => {
             tracing::debug!("{e}");
@@ -87,28 +127,33 @@ pub async fn tcp_session<S>(
                 OutboundError::Blocked(_) => Outcome::Blocked,
                 _ => Outcome::Error,
             };
-            let tag = Some(&*outbound.tag);
-            return access_log(&decided, tag, Traffic::default(), started, outcome);
+            access_log(&decided, Some(&tag), Traffic::default(), started, outcome);
+            return None;
         }
     };
     let prefix = match (early, reply.client_waits) {
         (true, _) => &[][..],
         (false, true) => {
             if client.write_all(reply.success).await.is_err() {
-                let tag = Some(&*outbound.tag);
-                return access_log(&decided, tag, Traffic::default(), started, Outcome::Error);
+                access_log(
+                    &decided,
+                    Some(&tag),
+                    Traffic::default(),
+                    started,
+                    Outcome::Error,
+                );
+                return None;
             }
             &[][..]
         }
         (false, false) => reply.success,
     };
-    let (mut traffic, end) = relay(client, upstream, prefix, &ctx.timeouts).await;
-    traffic.up += replayed;
-    access_log(
-        &decided,
-        Some(&outbound.tag),
-        traffic,
-        started,
-        end_outcome(end),
-    );
+    Some(Connected {
+        client,
+        upstream,
+        prefix,
+        log: LogFields::from(&decided),
+        tag,
+        replayed: held.len() as u64,
+    })
 }

@@ -78,16 +78,19 @@ impl VlessServer {
         let local = tcp.local_addr().unwrap_or(peer);
         let _ = tcp.set_nodelay(true);
         let deadline = tokio::time::Instant::now() + self.timeouts.handshake;
-        let tls = match tokio::time::timeout_at(deadline, self.acceptor.accept(tcp)).await {
-            Ok(Ok(tls)) => tls,
+        // The handshake's futures are boxed: they hold a whole TLS state while they run,
+        // and inline they would size the task of every connection for its whole life.
+        let accept = Box::pin(self.acceptor.accept(tcp));
+        let tls = match tokio::time::timeout_at(deadline, accept).await {
+            Ok(Ok(tls)) => Box::new(tls),
             Ok(Err(e)) => return self.rejected(peer, started, Rejected::Tls(e)),
             Err(_) => return self.rejected(peer, started, Rejected::Timeout),
         };
-        match tokio::time::timeout_at(deadline, self.handshake(tls)).await {
+        match tokio::time::timeout_at(deadline, Box::pin(self.handshake(tls))).await {
             Err(_) => self.rejected(peer, started, Rejected::Timeout),
             Ok(Err(e)) => self.rejected(peer, started, e),
             Ok(Ok(Handshake::Fallback(tls, first))) => {
-                self.fallback(tls, first, peer, local, started).await
+                Box::pin(self.fallback(tls, first, peer, local, started)).await
             }
             Ok(Ok(Handshake::Session(tls, header, user, payload))) => {
                 self.session(tls, header, user, payload, peer).await
@@ -95,7 +98,7 @@ impl VlessServer {
         }
     }
 
-    async fn handshake(&self, mut tls: TlsStream<TcpStream>) -> Result<Handshake, Rejected> {
+    async fn handshake(&self, mut tls: Tls) -> Result<Handshake, Rejected> {
         let mut buf = BytesMut::with_capacity(FIRST_READ);
         tls.read_buf(&mut buf).await?;
         let user = loop {
@@ -136,7 +139,7 @@ impl VlessServer {
 
     async fn session(
         &self,
-        tls: TlsStream<TcpStream>,
+        tls: Tls,
         header: RequestHeader,
         user: Arc<str>,
         payload: BytesMut,
@@ -156,13 +159,15 @@ impl VlessServer {
                 fields.user = Some(user);
                 fields.sni = sni;
                 fields.alpn = alpn;
-                return crate::mux::serve(
+                // Boxed, as the other rare shapes below: the task of a plain TCP
+                // session, the common case, keeps only the size it needs.
+                return Box::pin(crate::mux::serve(
                     self.ctx.clone(),
                     fields.freeze(),
                     tls,
                     payload,
                     &RESPONSE,
-                )
+                ))
                 .await;
             }
             Command::Mux => {
@@ -194,14 +199,17 @@ impl VlessServer {
                 dispatch::tcp_session(&self.ctx, snapshot, tls, payload, &reply).await
             }
             Network::Udp => {
-                dispatch::udp_session(&self.ctx, snapshot, tls, payload, &RESPONSE).await
+                Box::pin(dispatch::udp_session(
+                    &self.ctx, snapshot, tls, payload, &RESPONSE,
+                ))
+                .await
             }
         }
     }
 
     async fn fallback(
         &self,
-        tls: TlsStream<TcpStream>,
+        tls: Tls,
         first: BytesMut,
         peer: SocketAddr,
         local: SocketAddr,
@@ -235,9 +243,14 @@ impl VlessServer {
     }
 }
 
+/// The TLS stream of a connection, boxed once after the handshake: it is over a
+/// kilobyte, and every future it passes through would otherwise hold its own copy of
+/// that space for the connection's whole life.
+type Tls = Box<TlsStream<TcpStream>>;
+
 enum Handshake {
-    Fallback(TlsStream<TcpStream>, BytesMut),
-    Session(TlsStream<TcpStream>, RequestHeader, Arc<str>, BytesMut),
+    Fallback(Tls, BytesMut),
+    Session(Tls, RequestHeader, Arc<str>, BytesMut),
 }
 
 async fn read_more(tls: &mut TlsStream<TcpStream>, buf: &mut BytesMut) -> Result<(), Rejected> {
