@@ -280,7 +280,10 @@ impl Client {
         for cert in CertificateDer::pem_file_iter(&args.ca)? {
             roots.add(cert?)?;
         }
-        let mut config = rustls::ClientConfig::builder()
+        // Go's cipher-suite order, as the real clients (Xray, v2ray, sing-box) offer.
+        let provider = wasmray::outbound::vless::client_provider();
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)
             .with_no_client_auth();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
