@@ -298,5 +298,8 @@ pub fn acceptor(config: &VlessInbound) -> anyhow::Result<TlsAcceptor> {
         .iter()
         .map(|a| a.as_bytes().to_vec())
         .collect();
+    // One resumption ticket per handshake, as Go's servers send (rustls sends two):
+    // each costs a session-cache insert, an encrypted record and a write.
+    tls.send_tls13_tickets = 1;
     Ok(TlsAcceptor::from(Arc::new(tls)))
 }
