@@ -17,6 +17,7 @@ use tokio_rustls::server::TlsStream;
 
 use super::fallback;
 use super::users::Users;
+use crate::bufpool::Coalesced;
 use crate::config::{Fallback, Timeouts, VlessInbound};
 use crate::dispatch::{self, Context, Outcome};
 use crate::proto::vless::{Command, RequestHeader, VlessError};
@@ -80,7 +81,7 @@ impl VlessServer {
         let deadline = tokio::time::Instant::now() + self.timeouts.handshake;
         // The handshake's futures are boxed: they hold a whole TLS state while they run,
         // and inline they would size the task of every connection for its whole life.
-        let accept = Box::pin(self.acceptor.accept(tcp));
+        let accept = Box::pin(self.acceptor.accept(Coalesced::new(tcp)));
         let tls = match tokio::time::timeout_at(deadline, accept).await {
             Ok(Ok(tls)) => Box::new(tls),
             Ok(Err(e)) => return self.rejected(peer, started, Rejected::Tls(e)),
@@ -246,14 +247,17 @@ impl VlessServer {
 /// The TLS stream of a connection, boxed once after the handshake: it is over a
 /// kilobyte, and every future it passes through would otherwise hold its own copy of
 /// that space for the connection's whole life.
-type Tls = Box<TlsStream<TcpStream>>;
+type Tls = Box<TlsStream<Coalesced<TcpStream>>>;
 
 enum Handshake {
     Fallback(Tls, BytesMut),
     Session(Tls, RequestHeader, Arc<str>, BytesMut),
 }
 
-async fn read_more(tls: &mut TlsStream<TcpStream>, buf: &mut BytesMut) -> Result<(), Rejected> {
+async fn read_more(
+    tls: &mut TlsStream<Coalesced<TcpStream>>,
+    buf: &mut BytesMut,
+) -> Result<(), Rejected> {
     if buf.len() >= MAX_HEADER.max(FIRST_READ) {
         return Err(Rejected::Header(VlessError::InvalidAddons(
             "header too long",
@@ -266,7 +270,7 @@ async fn read_more(tls: &mut TlsStream<TcpStream>, buf: &mut BytesMut) -> Result
     }
 }
 
-fn tls_facts(tls: &TlsStream<TcpStream>) -> (Option<Arc<str>>, Option<Arc<str>>) {
+fn tls_facts(tls: &TlsStream<Coalesced<TcpStream>>) -> (Option<Arc<str>>, Option<Arc<str>>) {
     let conn = tls.get_ref().1;
     let sni = conn
         .server_name()

@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_rustls::TlsConnector;
 
 use super::{OutboundError, connect_tcp};
+use crate::bufpool::Coalesced;
 use crate::config::VlessOutbound;
 use crate::proto::vless::{Addons, Command, RequestHeader};
 use crate::proto::{Address, Destination};
@@ -92,7 +93,7 @@ pub async fn connect(
     let io = |e: std::io::Error| OutboundError::Connect(server.clone(), e);
     let name = ServerName::try_from(cfg.sni.clone()).map_err(|e| io(std::io::Error::other(e)))?;
     let mut stream = TlsConnector::from(tls.clone())
-        .connect(name, tcp)
+        .connect(name, Coalesced::new(tcp))
         .await
         .map_err(io)?;
     let header = RequestHeader {
@@ -133,7 +134,7 @@ enum Header {
 
 /// A VLESS client stream: writes pass through, reads skip the response header.
 pub struct VlessStream {
-    inner: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    inner: tokio_rustls::client::TlsStream<Coalesced<tokio::net::TcpStream>>,
     header: Header,
 }
 
