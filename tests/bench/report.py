@@ -14,6 +14,8 @@ ROWS = [
     ("upload", "server_cpu_secs_per_gb", "1 stream upload, server CPU s/GB", True),
     ("streams", "mb_per_sec", "N streams download, MB/s (aggregate)", False),
     ("streams", "server_cpu_secs_per_gb", "N streams download, server CPU s/GB", True),
+    ("streams-up", "mb_per_sec", "N streams upload, MB/s (aggregate)", False),
+    ("streams-up", "server_cpu_secs_per_gb", "N streams upload, server CPU s/GB", True),
     ("connect", "conns_per_sec", "connections/s (TLS + header + HTTP request echoed)", False),
     ("connect", "server_cpu_ms_per_conn", "server CPU per connection, ms", True),
     ("connect", "p50_ms", "connection latency p50, ms", True),
@@ -21,6 +23,9 @@ ROWS = [
     ("idle", "rss_kib_per_conn", "RSS per idle connection, KiB", True),
     ("mux", "mb_per_sec", "N downloads over one Mux.Cool tunnel, MB/s", False),
     ("mux", "server_cpu_secs_per_gb", "N downloads over one tunnel, server CPU s/GB", True),
+    ("mux-http", "sub_streams_per_sec", "Mux.Cool HTTP scenario (64 sniffed requests per tunnel), sub-streams/s", False),
+    ("mux-http", "server_cpu_ms_per_sub_stream", "Mux.Cool HTTP scenario, server CPU per sub-stream, ms", True),
+    ("mux-http", "failed_sub_streams", "Mux.Cool HTTP scenario, sub-streams without their page", True),
 ]
 
 

@@ -4,8 +4,10 @@
 //! RSS per idle connection) hold on a noisy machine where wall-clock ones do not.
 //!
 //! It starts its own targets on loopback: a source (sends as many bytes as asked), a
-//! sink (counts what it gets) and an echo. Scenarios: `download`, `upload` (one
-//! stream), `streams` (N at once), `connect` (TLS handshake + VLESS header + a small
+//! sink (counts what it gets), an echo and a web page. Scenarios: `download`,
+//! `upload` (one stream), `streams` and `streams-up` (N at once), `mux-http` (the
+//! Mux.Cool scenario that crashed Xray: 64 HTTP requests per tunnel, each sniffed and
+//! routed on its own), `connect` (TLS handshake + VLESS header + a small
 //! HTTP request echoed back, at a concurrency, with p50/p99 latency: the sniffers see
 //! what they would on a real connection), `idle` (N such connections held open), `mux`
 //! (N downloads over one Mux.Cool tunnel).
@@ -47,10 +49,13 @@ struct Args {
     sni: String,
     #[arg(long, default_value = "27848739-7e62-4138-9fd3-098a63964b6b")]
     uuid: uuid::Uuid,
-    /// Comma-separated: idle,download,upload,streams,connect,mux. `idle` goes first by
-    /// default: after other loads a garbage-collected server (Go) reuses the heap they
-    /// left and its per-connection growth reads as almost nothing.
-    #[arg(long, default_value = "idle,download,upload,streams,connect,mux")]
+    /// Comma-separated: idle,download,upload,streams,streams-up,connect,mux,mux-http.
+    /// `idle` goes first by default: after other loads a garbage-collected server (Go)
+    /// reuses the heap they left and its per-connection growth reads as almost nothing.
+    #[arg(
+        long,
+        default_value = "idle,download,upload,streams,streams-up,connect,mux,mux-http"
+    )]
     scenarios: String,
     /// Bytes per throughput scenario.
     #[arg(long, default_value_t = 1 << 30)]
@@ -67,6 +72,11 @@ struct Args {
     /// Connections held for `idle`.
     #[arg(long, default_value_t = 1000)]
     idle: usize,
+    /// Tunnels for `mux-http`, each with `mux_streams` HTTP requests at once.
+    #[arg(long, default_value_t = 100)]
+    rounds: usize,
+    #[arg(long, default_value_t = 64)]
+    mux_streams: usize,
     /// Give up on any scenario after this many seconds.
     #[arg(long, default_value_t = 300)]
     limit: u64,
@@ -110,6 +120,28 @@ async fn run(
             client
                 .streams(targets.source, args.bytes, args.streams)
                 .await?
+        }
+        "streams-up" => {
+            client
+                .uploads(targets.sink, args.bytes, args.streams)
+                .await?
+        }
+        "mux-http" => {
+            let (subs, bad) = client
+                .mux_http(targets.web, args.rounds, args.mux_streams)
+                .await?;
+            let cpu = Usage::read(args.pid)?.cpu_secs - before.cpu_secs;
+            let secs = started.elapsed().as_secs_f64();
+            extra.insert(
+                "sub_streams_per_sec".into(),
+                round(subs as f64 / secs).into(),
+            );
+            extra.insert(
+                "server_cpu_ms_per_sub_stream".into(),
+                round(cpu * 1000.0 / subs as f64).into(),
+            );
+            extra.insert("failed_sub_streams".into(), bad.into());
+            0
         }
         "mux" => client.mux(targets.source, args.bytes, args.streams).await?,
         "connect" => {
@@ -207,6 +239,7 @@ struct Targets {
     source: SocketAddr,
     sink: SocketAddr,
     echo: SocketAddr,
+    web: SocketAddr,
 }
 
 impl Targets {
@@ -215,6 +248,7 @@ impl Targets {
             source: serve(source).await?,
             sink: serve(sink).await?,
             echo: serve(echo).await?,
+            web: serve(web).await?,
         })
     }
 }
@@ -260,6 +294,21 @@ async fn sink(mut s: TcpStream) -> std::io::Result<()> {
         }
     }
     s.write_u64(total).await?;
+    s.shutdown().await
+}
+
+/// HTTP: answers one request with a small page and closes.
+async fn web(mut s: TcpStream) -> std::io::Result<()> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 2048];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf).await? {
+            0 => return Ok(()),
+            n => head.extend_from_slice(buf.get(..n).unwrap_or_default()),
+        }
+    }
+    s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        .await?;
     s.shutdown().await
 }
 
@@ -356,6 +405,40 @@ impl Client {
         done.into_iter().sum()
     }
 
+    async fn uploads(&self, sink: SocketAddr, bytes: u64, n: usize) -> anyhow::Result<u64> {
+        let each = bytes / n as u64;
+        let tasks: Vec<_> = (0..n).map(|_| self.upload(sink, each)).collect();
+        futures_join_all(tasks).await.into_iter().sum()
+    }
+
+    /// The Mux.Cool scenario that crashed Xray-core 24.9.30: tunnels of many HTTP
+    /// requests at once, each a sub-stream the server sniffs and routes on its own.
+    /// Returns the sub-streams served and how many did not get their page.
+    async fn mux_http(
+        &self,
+        web: SocketAddr,
+        rounds: usize,
+        streams: usize,
+    ) -> anyhow::Result<(u64, u64)> {
+        let mut bad = 0u64;
+        for round in 0..rounds {
+            let mut frames = BytesMut::new();
+            for id in 1..=streams as u16 {
+                let request = format!(
+                    "GET /{round}/{id} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nCache-Control: no-cache\r\n\r\n",
+                    web.port()
+                );
+                Frame::new_session(id, Network::Tcp, dest(web), Some(request.as_bytes()))
+                    .encode(&mut frames)?;
+            }
+            let mut s = self.open(Command::Mux, &frames).await?;
+            let pages = collect_pages(&mut s, streams).await?;
+            bad += pages.iter().filter(|p| !p.ends_with(b"ok")).count() as u64;
+            bad += streams.saturating_sub(pages.len()) as u64;
+        }
+        Ok(((rounds * streams) as u64, bad))
+    }
+
     /// Connection rate: each one a TLS handshake, a header, one byte each way.
     async fn connects(
         &self,
@@ -442,6 +525,32 @@ impl Client {
         anyhow::ensure!(got == each * n as u64, "mux: {got} bytes");
         Ok(got)
     }
+}
+
+/// Reads a tunnel until `n` sub-streams have ended; each one's bytes.
+async fn collect_pages(s: &mut Tls, n: usize) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut pages: std::collections::HashMap<u16, Vec<u8>> = Default::default();
+    let mut ended = 0;
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut header = 2usize;
+    while ended < n {
+        if s.read_buf(&mut buf).await? == 0 {
+            break;
+        }
+        let skip = header.min(buf.len());
+        buf.advance(skip);
+        header -= skip;
+        while let Some((frame, used)) = Frame::decode(&buf)? {
+            let page = pages.entry(frame.session_id).or_default();
+            match frame.status {
+                Status::Keep { .. } => page.extend_from_slice(frame.data.unwrap_or_default()),
+                Status::End { .. } => ended += 1,
+                _ => {}
+            }
+            buf.advance(used);
+        }
+    }
+    Ok(pages.into_values().collect())
 }
 
 fn dest(addr: SocketAddr) -> Destination {
