@@ -129,10 +129,6 @@ impl<S> Coalesced<S> {
             end: 0,
         }
     }
-
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
 }
 
 impl<S> Drop for Coalesced<S> {

@@ -41,6 +41,15 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// How a session ends whose outbound could not be opened: blocked by a `block`
+    /// outbound, or an error.
+    pub fn of_failed_dial(e: &crate::outbound::OutboundError) -> Outcome {
+        match e {
+            crate::outbound::OutboundError::Blocked(_) => Outcome::Blocked,
+            _ => Outcome::Error,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",

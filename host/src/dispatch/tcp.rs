@@ -15,7 +15,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::{Context, LogFields, Outcome, access_log, decide, end_outcome, pick_outbound};
-use crate::outbound::{Failure, OutboundError, Upstream};
+use crate::outbound::{Failure, Upstream};
 use crate::relay::{Traffic, relay};
 use crate::session::Snapshot;
 
@@ -123,10 +123,7 @@ where
         Err(e) => {
             tracing::debug!("{e}");
             answer_failure(&mut client, e.failure()).await;
-            let outcome = match e {
-                OutboundError::Blocked(_) => Outcome::Blocked,
-                _ => Outcome::Error,
-            };
+            let outcome = Outcome::of_failed_dial(&e);
             access_log(&decided, Some(&tag), Traffic::default(), started, outcome);
             return None;
         }

@@ -7,7 +7,6 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Context, Outcome, access_log, route_without_payload};
-use crate::outbound::OutboundError;
 use crate::relay::Traffic;
 use crate::session::Snapshot;
 
@@ -36,10 +35,9 @@ pub async fn udp_session<S>(
                 }
             }
         }
-        Err(OutboundError::Blocked(_)) => (Traffic::default(), Outcome::Blocked),
         Err(e) => {
             tracing::debug!("udp: {e}");
-            (Traffic::default(), Outcome::Error)
+            (Traffic::default(), Outcome::of_failed_dial(&e))
         }
     };
     access_log(&decided, Some(&outbound.tag), traffic, started, outcome);

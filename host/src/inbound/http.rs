@@ -24,7 +24,7 @@ use tokio::net::TcpStream;
 
 use crate::config::Timeouts;
 use crate::dispatch::{self, Context, Outcome, Reply, decide, pick_outbound};
-use crate::outbound::{Failure, OutboundError, Upstream};
+use crate::outbound::{Failure, Upstream};
 use crate::proto::http1::{
     BodyFraming, BodyReader, CONNECT_OK, HttpError, RequestHead, RequestTarget, ResponseHead,
     error_response,
@@ -148,10 +148,7 @@ impl HttpServer {
             Err(e) => {
                 tracing::debug!("{e}");
                 tcp.write_all(&failure_page(e.failure())).await?;
-                let outcome = match e {
-                    OutboundError::Blocked(_) => Outcome::Blocked,
-                    _ => Outcome::Error,
-                };
+                let outcome = Outcome::of_failed_dial(&e);
                 dispatch::access_log(&decided, tag, Traffic::default(), started, outcome);
                 return Ok(false);
             }

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use super::socks::{SocksError, SocksServer};
 use super::vless::target_of;
 use crate::dispatch::{Context, Outcome, access_log, route_without_payload};
-use crate::outbound::{OutboundError, Packets};
+use crate::outbound::Packets;
 use crate::proto::Destination;
 use crate::proto::socks5::{self, UdpHeader};
 use crate::relay::Traffic;
@@ -163,10 +163,9 @@ impl Flow {
         };
         let (traffic, outcome) = match outbound.open_packets(&decided.dial_target).await {
             Ok(packets) => (self.pump(packets, uplink).await, Outcome::Ok),
-            Err(OutboundError::Blocked(_)) => (Traffic::default(), Outcome::Blocked),
             Err(e) => {
                 tracing::debug!("socks udp: {e}");
-                (Traffic::default(), Outcome::Error)
+                (Traffic::default(), Outcome::of_failed_dial(&e))
             }
         };
         access_log(&decided, Some(&outbound.tag), traffic, started, outcome);

@@ -24,9 +24,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 
 use super::server::{STALL, write_frames};
-use super::substream::{PIPE_CAPACITY, send_chunks};
-use crate::bufpool;
-use crate::config::{MuxConfig, VlessOutbound};
+use super::substream::{PIPE_CAPACITY, pipe_to_frames, send_frame};
+use crate::config::VlessOutbound;
 use crate::outbound::OutboundError;
 use crate::outbound::vless::{self, VlessStream};
 use crate::proto::Destination;
@@ -44,7 +43,6 @@ const STREAM_QUEUE: usize = 8;
 pub struct MuxClient {
     server: VlessOutbound,
     tls: Arc<rustls::ClientConfig>,
-    mux: MuxConfig,
     tunnels: tokio::sync::Mutex<Vec<Arc<Tunnel>>>,
     /// Tunnels dialed so far.
     dialed: AtomicU64,
@@ -86,11 +84,9 @@ pub struct MuxPacketTx {
 
 impl MuxClient {
     pub fn new(server: VlessOutbound, tls: Arc<rustls::ClientConfig>) -> Self {
-        let mux = server.mux;
         Self {
             server,
             tls,
-            mux,
             tunnels: tokio::sync::Mutex::new(Vec::new()),
             dialed: AtomicU64::new(0),
         }
@@ -111,7 +107,7 @@ impl MuxClient {
             .map_err(|e| self.broken(e))?;
         let (session_end, pump_end) = tokio::io::duplex(PIPE_CAPACITY);
         let (pump_read, pump_write) = tokio::io::split(pump_end);
-        tokio::spawn(pump_uplink(pump_read, id, frames));
+        tokio::spawn(pipe_to_frames(pump_read, id, frames));
         tokio::spawn(pump_downlink(pump_write, rx, id, tunnel));
         Ok(session_end)
     }
@@ -142,7 +138,7 @@ impl MuxClient {
     ) -> Result<(Arc<Tunnel>, u16, mpsc::Sender<BytesMut>), OutboundError> {
         let mut tunnels = self.tunnels.lock().await;
         tunnels.retain(|t| t.takes_sessions());
-        let concurrency = usize::from(self.mux.concurrency);
+        let concurrency = usize::from(self.server.mux.concurrency);
         let mut downlink = Some(downlink);
         for tunnel in tunnels.iter() {
             if let Some((id, frames)) = tunnel.try_allocate(concurrency, &mut downlink) {
@@ -170,7 +166,11 @@ impl MuxClient {
                 streams: HashMap::new(),
             }),
         });
-        tokio::spawn(read_frames(tunnel.clone(), reader, self.mux.idle_timeout));
+        tokio::spawn(read_frames(
+            tunnel.clone(),
+            reader,
+            self.server.mux.idle_timeout,
+        ));
         tracing::debug!(server = %self.server.target(), "mux tunnel opened");
         Ok(tunnel)
     }
@@ -327,30 +327,6 @@ fn end(tunnel: &Tunnel, id: u16, error: bool) {
             let _ = frames.try_send(bytes);
         }
     }
-}
-
-async fn send_frame(frames: &mpsc::Sender<BytesMut>, frame: &Frame<'_>) -> std::io::Result<()> {
-    let mut bytes = BytesMut::with_capacity(frame.encoded_len());
-    frame.encode(&mut bytes).map_err(std::io::Error::other)?;
-    frames
-        .send(bytes)
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "mux tunnel closed"))
-}
-
-/// Session bytes to the tunnel as Keep frames; End when the session stops sending.
-async fn pump_uplink(mut pipe: ReadHalf<DuplexStream>, id: u16, frames: mpsc::Sender<BytesMut>) {
-    let error = loop {
-        let filled = match bufpool::read(&mut pipe, 0).await {
-            Ok(f) if f.data().is_empty() => break false,
-            Ok(f) => f,
-            Err(_) => break true,
-        };
-        if !send_chunks(filled.data(), id, &frames).await {
-            return;
-        }
-    };
-    let _ = send_frame(&frames, &Frame::end(id, error)).await;
 }
 
 /// Tunnel bytes into the session's pipe until the server ends the sub-stream (or the

@@ -190,8 +190,11 @@ impl Tunnel {
         self.streams.insert(id, Uplink::Stream(uplink));
         self.sessions
             .spawn(substream::uplink(pump_write, uplink_rx));
-        self.sessions
-            .spawn(substream::downlink(pump_read, id, self.frames.clone()));
+        self.sessions.spawn(substream::pipe_to_frames(
+            pump_read,
+            id,
+            self.frames.clone(),
+        ));
         let snapshot = self.snapshot.child(Network::Tcp, target_of(&target));
         let ctx = self.ctx.clone();
         self.sessions.spawn(async move {
@@ -221,10 +224,7 @@ impl Tunnel {
     }
 
     async fn send(&self, frame: Frame<'_>) {
-        let mut bytes = BytesMut::new();
-        if frame.encode(&mut bytes).is_ok() {
-            let _ = self.frames.send(bytes).await;
-        }
+        let _ = substream::send_frame(&self.frames, &frame).await;
     }
 }
 

@@ -26,9 +26,10 @@ pub async fn uplink(mut pipe: tokio::io::WriteHalf<DuplexStream>, mut data: mpsc
     let _ = pipe.shutdown().await;
 }
 
-/// Moves the session's downlink bytes to the tunnel as Keep frames, then sends End.
-/// Waits with no buffer (`bufpool`), so an idle sub-stream costs no relay memory.
-pub async fn downlink(
+/// Moves what a session writes into its pipe to the tunnel as Keep frames, then sends
+/// End: the server's downlink and the client's uplink. Waits with no buffer
+/// (`bufpool`), so an idle sub-stream costs no relay memory.
+pub async fn pipe_to_frames(
     mut pipe: tokio::io::ReadHalf<DuplexStream>,
     id: u16,
     frames: mpsc::Sender<BytesMut>,
@@ -43,16 +44,23 @@ pub async fn downlink(
             return;
         }
     };
-    let mut end = BytesMut::new();
-    let _ = Frame::end(id, error).encode(&mut end);
-    let _ = frames.send(end).await;
+    let _ = send_frame(&frames, &Frame::end(id, error)).await;
+}
+
+/// Encodes `frame` and queues it for the tunnel's writer; fails once the tunnel is gone.
+pub async fn send_frame(frames: &mpsc::Sender<BytesMut>, frame: &Frame<'_>) -> std::io::Result<()> {
+    let mut bytes = BytesMut::with_capacity(frame.encoded_len());
+    frame.encode(&mut bytes).map_err(std::io::Error::other)?;
+    frames
+        .send(bytes)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "mux tunnel closed"))
 }
 
 /// Sends `data` as Keep frames of at most [`MAX_STREAM_CHUNK`] bytes.
-pub async fn send_chunks(data: &[u8], id: u16, frames: &mpsc::Sender<BytesMut>) -> bool {
+async fn send_chunks(data: &[u8], id: u16, frames: &mpsc::Sender<BytesMut>) -> bool {
     for chunk in data.chunks(MAX_STREAM_CHUNK) {
-        let mut frame = BytesMut::with_capacity(chunk.len() + 8);
-        if Frame::keep(id, chunk).encode(&mut frame).is_err() || frames.send(frame).await.is_err() {
+        if send_frame(frames, &Frame::keep(id, chunk)).await.is_err() {
             return false;
         }
     }

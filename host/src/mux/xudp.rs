@@ -18,6 +18,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::net::UdpSocket;
 use tokio::sync::{Notify, mpsc};
 
+use super::substream::send_frame;
 use crate::dispatch::{Context, Outcome, access_log, route_without_payload};
 use crate::inbound::vless::target_of;
 use crate::proto::mux::Frame;
@@ -98,7 +99,8 @@ pub async fn session(
 ) {
     let started = Instant::now();
     let Some((decided, outbound)) = route_without_payload(&ctx, &snapshot, started) else {
-        return send_end(&frames, id, false).await;
+        let _ = send_frame(&frames, &Frame::end(id, false)).await;
+        return;
     };
     let tag = Some(outbound.tag.clone());
     // Full cone needs one unconnected socket here: only `direct` can give it.
@@ -125,14 +127,8 @@ pub async fn session(
             Err(_) => (Traffic::default(), Outcome::Error),
         }
     };
-    send_end(&frames, id, outcome == Outcome::Error).await;
+    let _ = send_frame(&frames, &Frame::end(id, outcome == Outcome::Error)).await;
     access_log(&decided, tag.as_deref(), traffic, started, outcome);
-}
-
-async fn send_end(frames: &mpsc::Sender<BytesMut>, id: u16, error: bool) {
-    let mut end = BytesMut::new();
-    let _ = Frame::end(id, error).encode(&mut end);
-    let _ = frames.send(end).await;
 }
 
 async fn pump(
