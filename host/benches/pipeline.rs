@@ -8,7 +8,7 @@ use std::path::Path;
 use criterion::{Criterion, criterion_group, criterion_main};
 use wasmray::config::Config;
 use wasmray::plugin::Registry;
-use wasmray::session::{Network, SnapshotFields, Target};
+use wasmray::session::{Network, Snapshot, SnapshotFields, Target};
 use wasmray_plugin_sdk::harness::{Harness, SnapshotBuilder};
 use wasmray_plugin_sdk::{Plugin, Verdict};
 
@@ -28,18 +28,23 @@ fn route_config() -> (Config, String) {
     (config, json)
 }
 
-fn wasm_pipeline(c: &mut Criterion) {
-    let (config, _) = route_config();
-    let registry = Registry::start(config.plugins.clone()).unwrap();
-    let pipeline = registry.pipeline();
+/// A session as the VLESS inbound starts it: a client asking for an IP on port 80.
+fn new_session() -> Snapshot {
     let source = "192.0.2.7:50000".parse().unwrap();
-    let snapshot = SnapshotFields::new(
+    SnapshotFields::new(
         "vless-in",
         source,
         Network::Tcp,
         Target::new("93.184.216.34", 80),
     )
-    .freeze();
+    .freeze()
+}
+
+fn wasm_pipeline(c: &mut Criterion) {
+    let (config, _) = route_config();
+    let registry = Registry::start(config.plugins.clone()).unwrap();
+    let pipeline = registry.pipeline();
+    let snapshot = new_session();
     let mut check = pipeline.new_sniff_state();
     pipeline.sniff(&snapshot, REQUEST, &mut check).unwrap();
     let routed = pipeline
@@ -90,5 +95,40 @@ fn native_pipeline(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, wasm_pipeline, native_pipeline);
+/// One guest call each, to attribute the pipeline's cost: the route call on a bare
+/// snapshot and on the sniffed one (the sniffer's attributes are what grows the
+/// snapshot), and the HTTP sniffer on the request.
+fn wasm_calls(c: &mut Criterion) {
+    let (config, _) = route_config();
+    let registry = Registry::start(config.plugins.clone()).unwrap();
+    let pipeline = registry.pipeline();
+    let plugin = |name: &str| {
+        pipeline
+            .plugins
+            .iter()
+            .find(|p| &*p.name == name)
+            .unwrap()
+            .clone()
+    };
+    let (http, route) = (plugin("sniff-http"), plugin("route-rules"));
+    let bare = new_session();
+    let mut state = pipeline.new_sniff_state();
+    pipeline.sniff(&bare, REQUEST, &mut state).unwrap();
+    let sniffed = pipeline.finish_sniff(&bare, &state);
+    c.bench_function("call/route-rules (bare snapshot)", |b| {
+        b.iter(|| black_box(route.handle(&bare, &[]).unwrap()))
+    });
+    c.bench_function(
+        &format!(
+            "call/route-rules (sniffed snapshot, {} attributes)",
+            sniffed.attrs.len()
+        ),
+        |b| b.iter(|| black_box(route.handle(&sniffed, &[]).unwrap())),
+    );
+    c.bench_function("call/sniff-http (http request)", |b| {
+        b.iter(|| black_box(http.handle(&bare, black_box(REQUEST)).unwrap()))
+    });
+}
+
+criterion_group!(benches, wasm_pipeline, native_pipeline, wasm_calls);
 criterion_main!(benches);

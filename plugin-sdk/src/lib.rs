@@ -29,7 +29,7 @@
 //!
 //! # Why the pieces look like this
 //!
-//! * The contract is the WIT package `wasmray:plugin@0.1.0` in `wit/plugin.wit`. The
+//! * The contract is the WIT package `wasmray:plugin@0.2.0` in `wit/plugin.wit`. The
 //!   generated bindings live in [`bindings`] (hidden): authors only see the native types of
 //!   this crate ([`Snapshot`], [`Delta`], [`Verdict`], ...), so the contract can evolve
 //!   without breaking every plugin's source.
@@ -79,7 +79,7 @@ pub mod bindings {
 }
 
 /// The WIT package this SDK implements; the host refuses a plugin built for another one.
-pub const CONTRACT: &str = "wasmray:plugin@0.1.0";
+pub const CONTRACT: &str = "wasmray:plugin@0.2.0";
 
 /// A wasmray plugin: one type, configured once per instance, asked once per session.
 ///
@@ -102,7 +102,7 @@ pub trait Plugin: Sized + 'static {
     fn handle(&self, session: &Snapshot, payload: &[u8]) -> Verdict;
 }
 
-/// Exports a [`Plugin`] as the wasm component's `wasmray:plugin/guest@0.1.0` interface.
+/// Exports a [`Plugin`] as the wasm component's `wasmray:plugin/guest@0.2.0` interface.
 ///
 /// Use it once, at the crate root of a `cdylib` crate:
 ///
@@ -118,7 +118,7 @@ pub trait Plugin: Sized + 'static {
 /// ```
 ///
 /// The exports exist only in wasm builds (their names, such as
-/// `wasmray:plugin/guest@0.1.0#handle`, are not valid native symbol names); a native build
+/// `wasmray:plugin/guest@0.2.0#handle`, are not valid native symbol names); a native build
 /// only checks that the type implements [`Plugin`], so the same crate can be unit-tested
 /// with [`harness`].
 #[macro_export]

@@ -232,6 +232,12 @@ impl Delta {
     /// The same delta with each attribute key set once (at its first position, with its
     /// last value) and each removal listed once. Done for you before the host sees it.
     pub fn folded(self) -> Delta {
+        if !has_duplicates(self.set.iter().map(|(k, _)| k.as_str()))
+            && !has_duplicates(self.remove.iter().map(String::as_str))
+        {
+            // The usual case: nothing to fold, nothing to allocate.
+            return self;
+        }
         let mut index: BTreeMap<String, usize> = BTreeMap::new();
         let mut set: Vec<(String, String)> = Vec::with_capacity(self.set.len());
         for (k, v) in self.set {
@@ -264,6 +270,24 @@ impl Delta {
             && self.sniffed_domain.is_none()
             && self.outbound.is_none()
     }
+}
+
+/// True when some key occurs twice. Quadratic but allocation-free for the short lists
+/// deltas usually are; sorted borrowed keys beyond that.
+fn has_duplicates<'a>(keys: impl ExactSizeIterator<Item = &'a str> + Clone) -> bool {
+    const LINEAR: usize = 16;
+    if keys.len() <= LINEAR {
+        let mut rest = keys;
+        while let Some(k) = rest.next() {
+            if rest.clone().any(|other| other == k) {
+                return true;
+            }
+        }
+        return false;
+    }
+    let mut sorted: Vec<&str> = keys.collect();
+    sorted.sort_unstable();
+    sorted.windows(2).any(|w| w[0] == w[1])
 }
 
 /// A plugin's answer for one session.
@@ -375,26 +399,36 @@ impl From<wit::Network> for Network {
 }
 
 impl From<wit::Snapshot> for Snapshot {
+    /// Unpacks the contract's snapshot (one text buffer and spans into it). A span
+    /// outside the text, or not on a character boundary, reads as empty: the host never
+    /// sends one, and a plugin must not panic if it did.
     fn from(s: wit::Snapshot) -> Self {
+        let text = |span: wit::Span| -> String {
+            let start = span.start as usize;
+            let end = start.saturating_add(span.len as usize);
+            s.text.get(start..end).unwrap_or_default().to_string()
+        };
+        let opt = |span: Option<wit::Span>| span.map(text);
         Snapshot {
-            inbound_tag: s.inbound_tag,
-            user: s.user,
-            source: s.source,
+            inbound_tag: text(s.inbound_tag),
+            user: opt(s.user),
+            source: text(s.source),
             network: s.network.into(),
-            target_host: s.target_host,
+            target_host: text(s.target_host),
             target_port: s.target_port,
-            sni: s.sni,
-            alpn: s.alpn,
-            protocol: s.protocol,
-            sniffed_domain: s.sniffed_domain,
+            sni: opt(s.sni),
+            alpn: opt(s.alpn),
+            protocol: opt(s.protocol),
+            sniffed_domain: opt(s.sniffed_domain),
             // Keys are lower-case by contract; lower-case again so a sloppy host cannot
             // make `attr()` miss. A duplicate key keeps the last value.
             attributes: s
                 .attributes
-                .into_iter()
-                .map(|(mut k, v)| {
+                .iter()
+                .map(|&(k, v)| {
+                    let mut k = text(k);
                     k.make_ascii_lowercase();
-                    (k, v)
+                    (k, text(v))
                 })
                 .collect(),
         }
@@ -402,19 +436,43 @@ impl From<wit::Snapshot> for Snapshot {
 }
 
 impl From<Snapshot> for wit::Snapshot {
+    /// Packs a snapshot as the host does (the harness round-trips through this).
     fn from(s: Snapshot) -> Self {
+        let mut text = String::new();
+        let mut push = |value: &str| {
+            let start = text.len() as u32;
+            text.push_str(value);
+            wit::Span {
+                start,
+                len: value.len() as u32,
+            }
+        };
+        let inbound_tag = push(&s.inbound_tag);
+        let user = s.user.as_deref().map(&mut push);
+        let source = push(&s.source);
+        let target_host = push(&s.target_host);
+        let sni = s.sni.as_deref().map(&mut push);
+        let alpn = s.alpn.as_deref().map(&mut push);
+        let protocol = s.protocol.as_deref().map(&mut push);
+        let sniffed_domain = s.sniffed_domain.as_deref().map(&mut push);
+        let attributes = s
+            .attributes
+            .iter()
+            .map(|(k, v)| (push(k), push(v)))
+            .collect();
         wit::Snapshot {
-            inbound_tag: s.inbound_tag,
-            user: s.user,
-            source: s.source,
+            text,
+            inbound_tag,
+            user,
+            source,
             network: s.network.into(),
-            target_host: s.target_host,
+            target_host,
             target_port: s.target_port,
-            sni: s.sni,
-            alpn: s.alpn,
-            protocol: s.protocol,
-            sniffed_domain: s.sniffed_domain,
-            attributes: s.attributes.into_iter().collect(),
+            sni,
+            alpn,
+            protocol,
+            sniffed_domain,
+            attributes,
         }
     }
 }
@@ -501,6 +559,44 @@ mod tests {
         s.target_host = "[2001:db8::1]".into();
         assert_eq!(s.route_domain(), None);
         assert_eq!(s.target_ip(), Some("2001:db8::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn duplicates_found_in_short_and_long_lists() {
+        let keys: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+        for n in [0, 1, 2, 16, 17, 40] {
+            let some = &keys[..n];
+            assert!(!has_duplicates(some.iter().map(String::as_str)), "{n}");
+            if n > 0 {
+                let mut twice = some.to_vec();
+                twice.push(some[n / 2].clone());
+                assert!(has_duplicates(twice.iter().map(String::as_str)), "{n}");
+            }
+        }
+    }
+
+    #[test]
+    fn snapshots_round_trip_through_the_packed_contract_type() {
+        let mut s = snap();
+        s.user = Some("bob@example.com".into());
+        s.alpn = Some("h2".into());
+        s.attributes.insert(":path".into(), "/ünï".into());
+        let wire: wit::Snapshot = s.clone().into();
+        assert_eq!(Snapshot::from(wire), s);
+    }
+
+    #[test]
+    fn a_span_outside_the_text_reads_as_empty() {
+        let mut wire: wit::Snapshot = snap().into();
+        wire.source = wit::Span {
+            start: u32::MAX,
+            len: u32::MAX,
+        };
+        wire.inbound_tag = wit::Span { start: 0, len: 999 };
+        let s = Snapshot::from(wire);
+        assert_eq!(s.source, "");
+        assert_eq!(s.inbound_tag, "");
+        assert_eq!(s.target_host, "Example.COM");
     }
 
     #[test]

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use wasmray::plugin::{Answer, PluginEngine, PluginError, RuntimeLimits, Source, load_plugin};
+use wasmray::plugin::{
+    Answer, CONTRACT, PluginEngine, PluginError, RuntimeLimits, Source, load_plugin,
+};
 use wasmray::session::{Network, Snapshot, SnapshotFields, Target};
 use wasmray_tests::vless_client::{connect_tcp, dest, read_all, read_response};
 use wasmray_tests::{TestServer, logcapture, server_toml, servers};
@@ -81,7 +83,8 @@ fn hostile_plugins_are_contained_and_the_plugin_keeps_serving() {
 #[test]
 fn a_wrong_contract_version_and_a_wasi_import_are_refused_by_name() {
     let mut bytes = std::fs::read(HOSTILE).unwrap();
-    let (from, to) = (b"@0.1.0", b"@0.9.0");
+    let from = format!("@{CONTRACT}");
+    let (from, to) = (from.as_bytes(), b"@0.9.0");
     let mut patched = 0;
     for i in 0..bytes.len().saturating_sub(from.len()) {
         if &bytes[i..i + from.len()] == from {
@@ -96,7 +99,7 @@ fn a_wrong_contract_version_and_a_wasi_import_are_refused_by_name() {
         "{err}"
     );
     assert!(
-        err.to_string().contains("0.9.0") && err.to_string().contains("0.1.0"),
+        err.to_string().contains("0.9.0") && err.to_string().contains(CONTRACT),
         "{err}"
     );
 

@@ -7,7 +7,7 @@
 //! idle daemon, or one relaying bulk data, does not wake a thread a thousand times a
 //! second for deadlines nobody is waiting on.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -28,9 +28,17 @@ pub struct PluginEngine {
 }
 
 /// Plugin calls in flight, and the ticker's wake-up.
+///
+/// `sleeping` spares a call the mutex and the wake-up syscall (a `notify` is one even
+/// with no waiter) unless the ticker is really parked: the caller raises `active` then
+/// reads `sleeping`, the ticker raises `sleeping` then reads `active`, both `SeqCst`,
+/// so at least one of them sees the other and the ticker never sleeps through a call.
 #[derive(Default)]
 struct Calls {
     active: AtomicUsize,
+    sleeping: AtomicBool,
+    /// Epoch increments so far (for tests and debugging).
+    ticks: AtomicU64,
     lock: Mutex<()>,
     wake: Condvar,
 }
@@ -64,6 +72,10 @@ impl PluginEngine {
             .memory_guard_size(64 * 1024)
             .memory_reservation_for_growth(0)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        #[cfg(feature = "profiling")]
+        if std::env::var_os("WASMRAY_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config)?;
         let calls = Arc::new(Calls::default());
         start_ticker(&engine, calls.clone())?;
@@ -76,7 +88,9 @@ impl PluginEngine {
 
     /// Marks a guest call in flight (waking the ticker if it was asleep).
     pub fn ticking(&self) -> Ticking {
-        if self.calls.active.fetch_add(1, Ordering::AcqRel) == 0 {
+        if self.calls.active.fetch_add(1, Ordering::SeqCst) == 0
+            && self.calls.sleeping.load(Ordering::SeqCst)
+        {
             let _held = self.calls.lock.lock().unwrap_or_else(|p| p.into_inner());
             self.calls.wake.notify_one();
         }
@@ -99,7 +113,11 @@ fn start_ticker(engine: &Engine, calls: Arc<Calls>) -> std::io::Result<()> {
             loop {
                 {
                     let mut held = calls.lock.lock().unwrap_or_else(|p| p.into_inner());
-                    while calls.active.load(Ordering::Acquire) == 0 {
+                    loop {
+                        calls.sleeping.store(true, Ordering::SeqCst);
+                        if calls.active.load(Ordering::SeqCst) != 0 {
+                            break;
+                        }
                         // Wake now and then to notice the engine is gone.
                         let waited = calls.wake.wait_timeout(held, Duration::from_secs(1));
                         held = waited.unwrap_or_else(|p| p.into_inner()).0;
@@ -107,12 +125,60 @@ fn start_ticker(engine: &Engine, calls: Arc<Calls>) -> std::io::Result<()> {
                             return;
                         }
                     }
+                    calls.sleeping.store(false, Ordering::SeqCst);
                 }
                 let Some(engine) = weak.upgrade() else { return };
                 engine.increment_epoch();
+                calls.ticks.fetch_add(1, Ordering::Relaxed);
                 drop(engine);
                 std::thread::sleep(EPOCH_TICK);
             }
         })
         .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// Polls `done` for up to `limit`.
+    fn within(limit: Duration, done: impl Fn() -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if done() {
+                return true;
+            }
+            std::thread::yield_now();
+        }
+        false
+    }
+
+    const LONG: Duration = Duration::from_secs(5);
+    /// Shorter than the parked ticker's own 1 s timeout, so only a wake-up passes.
+    const WAKE: Duration = Duration::from_millis(700);
+
+    #[test]
+    fn the_ticker_parks_when_idle_and_a_call_wakes_it() {
+        let engine = PluginEngine::new(1 << 20).unwrap();
+        let calls = engine.calls.clone();
+        let parked = || calls.sleeping.load(Ordering::SeqCst);
+        assert!(within(LONG, parked));
+        let parked_at = calls.ticks.load(Ordering::Relaxed);
+        let call = engine.ticking();
+        assert!(
+            within(WAKE, || calls.ticks.load(Ordering::Relaxed)
+                >= parked_at + 3),
+            "the epoch advances while a call is in flight"
+        );
+        drop(call);
+        assert!(within(LONG, parked));
+        let parked_at = calls.ticks.load(Ordering::Relaxed);
+        // Calls that begin and end while the ticker is parked still wake it.
+        for _ in 0..3 {
+            drop(engine.ticking());
+        }
+        let _call = engine.ticking();
+        assert!(within(WAKE, || calls.ticks.load(Ordering::Relaxed) > parked_at));
+    }
 }

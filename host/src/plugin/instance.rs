@@ -15,7 +15,8 @@ use super::bindings::{Plugin, PluginPre, guest, host, types};
 use super::engine::PluginEngine;
 use super::error::PluginError;
 use super::load::Source;
-use crate::session::{Delta, DeltaLimits, Network, Snapshot};
+use super::view::to_wit;
+use crate::session::{Delta, DeltaLimits, Snapshot};
 
 /// Configured instances kept per plugin.
 const POOL_CAP: usize = 16;
@@ -296,30 +297,6 @@ pub fn describe(
             panic: data.last_error.clone(),
         }
     })
-}
-
-fn to_wit(s: &Snapshot) -> types::Snapshot {
-    let text = |v: &Option<Arc<str>>| v.as_deref().map(str::to_string);
-    types::Snapshot {
-        inbound_tag: s.inbound_tag.to_string(),
-        user: text(&s.user),
-        source: s.source.to_string(),
-        network: match s.network {
-            Network::Tcp => types::Network::Tcp,
-            Network::Udp => types::Network::Udp,
-        },
-        target_host: s.target.host.to_string(),
-        target_port: s.target.port,
-        sni: text(&s.sni),
-        alpn: text(&s.alpn),
-        protocol: text(&s.protocol),
-        sniffed_domain: text(&s.route_domain),
-        attributes: s
-            .attrs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    }
 }
 
 /// Allows one event a second; counts the rest.

@@ -22,12 +22,12 @@ use super::instance::{self, LoadedPlugin, Parts};
 use crate::session::{Network, SnapshotFields, Target};
 
 /// The contract version this host speaks (the WIT package version).
-pub const CONTRACT: &str = "0.1.0";
+pub const CONTRACT: &str = "0.2.0";
 const PACKAGE: &str = "wasmray:plugin";
-const GUEST_EXPORT: &str = "wasmray:plugin/guest@0.1.0";
-const HOST_IMPORT: &str = "wasmray:plugin/host@0.1.0";
+const GUEST_EXPORT: &str = "wasmray:plugin/guest@0.2.0";
+const HOST_IMPORT: &str = "wasmray:plugin/host@0.2.0";
 /// Types only (no functions); a component imports it because `guest` uses its types.
-const TYPES_IMPORT: &str = "wasmray:plugin/types@0.1.0";
+const TYPES_IMPORT: &str = "wasmray:plugin/types@0.2.0";
 
 /// Where a plugin came from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -197,8 +197,8 @@ mod tests {
     fn import_names() {
         assert!(check_import_name(HOST_IMPORT, Some("log")).is_ok());
         assert!(matches!(
-            check_import_name("wasmray:plugin/host@0.2.0", Some("log")),
-            Err(PluginError::ContractVersion { found, .. }) if found == "0.2.0"
+            check_import_name("wasmray:plugin/host@0.1.0", Some("log")),
+            Err(PluginError::ContractVersion { found, .. }) if found == "0.1.0"
         ));
         let err = check_import_name("wasi_snapshot_preview1", Some("fd_write")).unwrap_err();
         assert!(

@@ -5,6 +5,7 @@
 //! * `load`: bytes to a validated, configured plugin: core modules are componentized
 //!   with wit-component, imports are checked (no WASI, only `host.log`), the contract
 //!   version is checked, `describe`, `configure` and one smoke call run under limits.
+//! * `view`: the session packed as the contract's snapshot (one text buffer and spans).
 //! * `instance`: configured instances, pooled and reused; every call under a deadline,
 //!   a memory cap and an output bound; a trapped instance is thrown away.
 //! * `pipeline`: the plugins of one configuration in order, the stage runner and the
@@ -20,6 +21,7 @@ mod instance;
 mod load;
 mod pipeline;
 mod registry;
+mod view;
 
 pub use builtin::BUILTIN;
 pub use engine::PluginEngine;

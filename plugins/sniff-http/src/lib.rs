@@ -105,7 +105,7 @@ fn delta_for(head: &RequestHead<'_>) -> Delta {
             Some(&i) => set[i].1 = field.value_str().into_owned(),
             None if set.len() < MAX_HEADER_ATTRIBUTES => {
                 index.insert(name.clone(), set.len());
-                set.push((name.clone(), field.value_str().into_owned()));
+                set.push((std::mem::take(&mut name), field.value_str().into_owned()));
             }
             None => dropped += 1,
         }
