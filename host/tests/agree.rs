@@ -85,7 +85,7 @@ fn host_snapshot(s: &wasmray_plugin_sdk::Snapshot) -> Snapshot {
     f.protocol = s.protocol.as_deref().map(Into::into);
     f.route_domain = s.sniffed_domain.as_deref().map(Into::into);
     for (k, v) in &s.attributes {
-        f.attrs.insert(k.as_str().into(), v.as_str().into());
+        f.attrs.insert(k.into(), v.into());
     }
     f.freeze()
 }

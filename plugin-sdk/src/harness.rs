@@ -17,11 +17,9 @@
 //! assert_eq!(v.expect_matched().outbound.as_deref(), Some("vless-in"));
 //! ```
 
-use std::collections::BTreeMap;
-
 use crate::bindings::wasmray::plugin::types as wit;
 use crate::log::{self, LogLine};
-use crate::{Config, Delta, Descriptor, Network, Plugin, Snapshot, Stage, Verdict};
+use crate::{Attributes, Config, Delta, Descriptor, Network, Plugin, Snapshot, Stage, Verdict};
 
 /// A configured plugin, called like the daemon calls it.
 pub struct Harness<P: Plugin> {
@@ -146,7 +144,7 @@ impl SnapshotBuilder {
                 alpn: None,
                 protocol: None,
                 sniffed_domain: None,
-                attributes: BTreeMap::new(),
+                attributes: Attributes::new(),
             },
         }
     }
@@ -208,9 +206,7 @@ impl SnapshotBuilder {
 
     /// One attribute (key lower-cased).
     pub fn attr(mut self, key: &str, value: &str) -> Self {
-        self.s
-            .attributes
-            .insert(key.to_ascii_lowercase(), value.into());
+        self.s.attributes.insert(key, value);
         self
     }
 
@@ -227,10 +223,10 @@ impl SnapshotBuilder {
 pub fn apply(snapshot: &Snapshot, delta: &Delta) -> Snapshot {
     let mut s = snapshot.clone();
     for k in &delta.remove {
-        s.attributes.remove(&k.to_ascii_lowercase());
+        s.attributes.remove(k);
     }
     for (k, v) in &delta.set {
-        s.attributes.insert(k.to_ascii_lowercase(), v.clone());
+        s.attributes.insert(k, v);
     }
     // As the daemon: the first plugin to set the protocol or the domain keeps it.
     if s.protocol.is_none() {

@@ -50,6 +50,7 @@
 
 #![warn(missing_docs)]
 
+mod attributes;
 mod config;
 pub mod domain;
 #[cfg(not(target_arch = "wasm32"))]
@@ -61,6 +62,7 @@ pub mod pattern;
 pub mod tls;
 mod types;
 
+pub use attributes::{Attributes, Iter as AttributesIter};
 pub use config::Config;
 pub use types::{Delta, Descriptor, Network, Snapshot, Stage, Verdict};
 

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
+use crate::Attributes;
 use crate::bindings::wasmray::plugin::types as wit;
 
 /// Where in the pipeline a plugin runs.
@@ -96,26 +97,18 @@ pub struct Snapshot {
     /// The domain a sniffer found (HTTP Host, TLS SNI).
     pub sniffed_domain: Option<String>,
     /// The session's attributes (HTTP headers, `:method`, `:path`, `tls.alpn`, ...).
-    pub attributes: BTreeMap<String, String>,
+    pub attributes: Attributes,
 }
 
 impl Snapshot {
     /// The attribute `key` (looked up lower-cased).
     pub fn attr(&self, key: &str) -> Option<&str> {
-        if key.bytes().any(|b| b.is_ascii_uppercase()) {
-            return self
-                .attributes
-                .get(&key.to_ascii_lowercase())
-                .map(String::as_str);
-        }
-        self.attributes.get(key).map(String::as_str)
+        self.attributes.get(key)
     }
 
     /// Every attribute, sorted by key.
     pub fn attrs(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.attributes
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
+        self.attributes.iter()
     }
 
     /// The source address, if it parses.
@@ -399,9 +392,10 @@ impl From<wit::Network> for Network {
 }
 
 impl From<wit::Snapshot> for Snapshot {
-    /// Unpacks the contract's snapshot (one text buffer and spans into it). A span
-    /// outside the text, or not on a character boundary, reads as empty: the host never
-    /// sends one, and a plugin must not panic if it did.
+    /// Unpacks the contract's snapshot (one text buffer and spans into it). The text
+    /// fields are copied out; the attributes keep the buffer itself. A span outside the
+    /// text, or not on a character boundary, reads as empty: the host never sends one,
+    /// and a plugin must not panic if it did.
     fn from(s: wit::Snapshot) -> Self {
         let text = |span: wit::Span| -> String {
             let start = span.start as usize;
@@ -409,28 +403,23 @@ impl From<wit::Snapshot> for Snapshot {
             s.text.get(start..end).unwrap_or_default().to_string()
         };
         let opt = |span: Option<wit::Span>| span.map(text);
+        let (inbound_tag, user, source) = (text(s.inbound_tag), opt(s.user), text(s.source));
+        let (target_host, sni, alpn) = (text(s.target_host), opt(s.sni), opt(s.alpn));
+        let (protocol, sniffed_domain) = (opt(s.protocol), opt(s.sniffed_domain));
+        let pair = |span: wit::Span| (span.start, span.len);
+        let spans = s.attributes.iter().map(|&(k, v)| (pair(k), pair(v)));
         Snapshot {
-            inbound_tag: text(s.inbound_tag),
-            user: opt(s.user),
-            source: text(s.source),
+            inbound_tag,
+            user,
+            source,
             network: s.network.into(),
-            target_host: text(s.target_host),
+            target_host,
             target_port: s.target_port,
-            sni: opt(s.sni),
-            alpn: opt(s.alpn),
-            protocol: opt(s.protocol),
-            sniffed_domain: opt(s.sniffed_domain),
-            // Keys are lower-case by contract; lower-case again so a sloppy host cannot
-            // make `attr()` miss. A duplicate key keeps the last value.
-            attributes: s
-                .attributes
-                .iter()
-                .map(|&(k, v)| {
-                    let mut k = text(k);
-                    k.make_ascii_lowercase();
-                    (k, text(v))
-                })
-                .collect(),
+            sni,
+            alpn,
+            protocol,
+            sniffed_domain,
+            attributes: Attributes::from_wire(s.text, spans),
         }
     }
 }
@@ -538,7 +527,7 @@ mod tests {
             alpn: None,
             protocol: None,
             sniffed_domain: None,
-            attributes: [("host".to_string(), "a".to_string())].into(),
+            attributes: [("host", "a")].into_iter().collect(),
         }
     }
 
@@ -580,7 +569,7 @@ mod tests {
         let mut s = snap();
         s.user = Some("bob@example.com".into());
         s.alpn = Some("h2".into());
-        s.attributes.insert(":path".into(), "/ünï".into());
+        s.attributes.insert(":path", "/ünï");
         let wire: wit::Snapshot = s.clone().into();
         assert_eq!(Snapshot::from(wire), s);
     }

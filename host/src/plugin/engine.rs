@@ -3,9 +3,10 @@
 //! deadline check instead of fuel metering), component model on, async off (it costs
 //! per call and plugin calls are short and synchronous).
 //!
-//! The epoch ticker runs only while some plugin call is in flight ([`Ticking`]): an
-//! idle daemon, or one relaying bulk data, does not wake a thread a thousand times a
-//! second for deadlines nobody is waiting on.
+//! The epoch ticker runs only while plugin calls are in flight or were lately
+//! ([`Ticking`]): an idle daemon, or one relaying bulk data, does not wake a thread a
+//! thousand times a second for deadlines nobody is waiting on, and a busy one does not
+//! pay a wake-up syscall per call.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -103,29 +104,30 @@ impl PluginEngine {
     }
 }
 
-/// Ticks every [`EPOCH_TICK`] while calls are in flight, sleeps otherwise; ends when the
-/// engine is dropped.
+/// How long the ticker keeps ticking after it last saw a call in flight: under load
+/// calls come faster than this, so they find it awake and need no wake-up syscall.
+const LINGER: Duration = Duration::from_millis(50);
+
+/// Ticks every [`EPOCH_TICK`] while calls are in flight or were lately ([`LINGER`]),
+/// parks otherwise; ends when the engine is dropped.
 fn start_ticker(engine: &Engine, calls: Arc<Calls>) -> std::io::Result<()> {
     let weak = engine.weak();
+    let linger_ticks = (LINGER.as_micros() / EPOCH_TICK.as_micros()) as u32;
     std::thread::Builder::new()
         .name("wasm-epoch".into())
         .spawn(move || {
+            let mut idle_ticks = 0u32;
             loop {
-                {
-                    let mut held = calls.lock.lock().unwrap_or_else(|p| p.into_inner());
-                    loop {
-                        calls.sleeping.store(true, Ordering::SeqCst);
-                        if calls.active.load(Ordering::SeqCst) != 0 {
-                            break;
-                        }
-                        // Wake now and then to notice the engine is gone.
-                        let waited = calls.wake.wait_timeout(held, Duration::from_secs(1));
-                        held = waited.unwrap_or_else(|p| p.into_inner()).0;
-                        if weak.upgrade().is_none() {
-                            return;
-                        }
+                if calls.active.load(Ordering::SeqCst) == 0 {
+                    idle_ticks += 1;
+                } else {
+                    idle_ticks = 0;
+                }
+                if idle_ticks > linger_ticks {
+                    if !park(&calls, &weak) {
+                        return;
                     }
-                    calls.sleeping.store(false, Ordering::SeqCst);
+                    idle_ticks = 0;
                 }
                 let Some(engine) = weak.upgrade() else { return };
                 engine.increment_epoch();
@@ -135,6 +137,25 @@ fn start_ticker(engine: &Engine, calls: Arc<Calls>) -> std::io::Result<()> {
             }
         })
         .map(drop)
+}
+
+/// Waits until a call is in flight; false if the engine is gone meanwhile.
+fn park(calls: &Calls, engine: &wasmtime::EngineWeak) -> bool {
+    let mut held = calls.lock.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        calls.sleeping.store(true, Ordering::SeqCst);
+        if calls.active.load(Ordering::SeqCst) != 0 {
+            break;
+        }
+        // Wake now and then to notice the engine is gone.
+        let waited = calls.wake.wait_timeout(held, Duration::from_secs(1));
+        held = waited.unwrap_or_else(|p| p.into_inner()).0;
+        if engine.upgrade().is_none() {
+            return false;
+        }
+    }
+    calls.sleeping.store(false, Ordering::SeqCst);
+    true
 }
 
 #[cfg(test)]
