@@ -54,16 +54,24 @@ pub fn merge(base: &Snapshot, deltas: &[Merge<'_>]) -> Snapshot {
 
 fn apply_attrs(next: &mut SnapshotFields, m: &Merge<'_>) {
     for key in &m.delta.remove {
-        next.attrs.remove(key.to_ascii_lowercase().as_str());
+        next.attrs.remove(&*lower(key));
     }
     for (key, value) in &m.delta.set {
-        let key: Arc<str> = key.to_ascii_lowercase().into();
-        if let Some(old) = next.attrs.get(&key)
-            && **old != **value
+        let replaced = next.attrs.insert(lower(key).into(), value.as_str().into());
+        if let Some(old) = replaced
+            && *old != **value
         {
             tracing::debug!(plugin = m.plugin, %key, old = %old, new = %value, "attribute overwritten");
         }
-        next.attrs.insert(key, value.as_str().into());
+    }
+}
+
+/// `key` lower-cased, copied only when it is not already (the SDK sends lower case).
+fn lower(key: &str) -> std::borrow::Cow<'_, str> {
+    if key.bytes().any(|b| b.is_ascii_uppercase()) {
+        key.to_ascii_lowercase().into()
+    } else {
+        key.into()
     }
 }
 

@@ -261,6 +261,25 @@ fn header_attributes_are_capped() {
     assert_eq!(d.get("x-199"), None);
 }
 
+/// Repeats are found by scanning while there are few names and through a map beyond
+/// that; either way the last value wins, at the name's first position.
+#[test]
+fn repeated_headers_keep_the_last_value_with_few_or_many_names() {
+    for names in [3, 16, 17, 40] {
+        let mut req = b"GET / HTTP/1.1\r\nX-0: first\r\n".to_vec();
+        for i in 1..names {
+            req.extend_from_slice(format!("X-{i}: {i}\r\n").as_bytes());
+        }
+        req.extend_from_slice(b"x-0: second\r\n");
+        let last = names - 1;
+        req.extend_from_slice(format!("X-{last}: again\r\n\r\n").as_bytes());
+        let d = matched(&req);
+        assert_eq!(d.set.len(), names + 2, "{names} names, :method and :path");
+        assert_eq!(d.set[0], ("x-0".to_string(), "second".to_string()));
+        assert_eq!(d.get(&format!("x-{last}")), Some("again"), "{names}");
+    }
+}
+
 #[test]
 fn chains_into_a_snapshot() {
     let s = wasmray_plugin_sdk::harness::apply(&tcp(), &matched(BROWSER));
