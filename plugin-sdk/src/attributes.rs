@@ -5,21 +5,34 @@
 //! binary-searching the spans costs no allocation per attribute; building a map of
 //! owned strings was most of what a route call with a few sniffed headers cost.
 
+use std::borrow::Cow;
 use std::fmt;
 
-/// Byte range `start..end` of the text.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Range {
-    start: u32,
-    end: u32,
+/// The text a (start, length) span of `text` covers; `None` when it is out of range or
+/// not on character boundaries.
+pub(crate) fn span_str(text: &str, (start, len): (u32, u32)) -> Option<&str> {
+    let start = start as usize;
+    text.get(start..start.saturating_add(len as usize))
 }
+
+/// `key` lower-cased, copied only when it is not lower case already.
+fn lower(key: &str) -> Cow<'_, str> {
+    if key.bytes().any(|b| b.is_ascii_uppercase()) {
+        key.to_ascii_lowercase().into()
+    } else {
+        key.into()
+    }
+}
+
+/// (start, length) of a piece of the text, as the contract's spans say it.
+type Span = (u32, u32);
 
 /// The attributes of a session: lower-case keys, each once, iterated in key order.
 #[derive(Clone, Default)]
 pub struct Attributes {
     text: String,
-    /// (key, value) ranges of `text`, sorted by key, keys unique.
-    entries: Vec<(Range, Range)>,
+    /// (key, value) spans of `text`, sorted by key, keys unique.
+    entries: Vec<(Span, Span)>,
 }
 
 impl Attributes {
@@ -30,20 +43,13 @@ impl Attributes {
 
     /// The value of `key` (looked up lower-cased).
     pub fn get(&self, key: &str) -> Option<&str> {
-        if key.bytes().any(|b| b.is_ascii_uppercase()) {
-            return self.get_exact(&key.to_ascii_lowercase());
-        }
-        self.get_exact(key)
-    }
-
-    fn get_exact(&self, key: &str) -> Option<&str> {
-        let i = self.find(key).ok()?;
+        let i = self.find(&lower(key)).ok()?;
         self.entries.get(i).map(|&(_, v)| self.slice(v))
     }
 
     /// Sets `key` (lower-cased) to `value`, replacing an earlier value.
     pub fn insert(&mut self, key: impl AsRef<str>, value: impl AsRef<str>) {
-        let key = key.as_ref().to_ascii_lowercase();
+        let key = lower(key.as_ref());
         let value = self.push(value.as_ref());
         match self.find(&key) {
             Ok(i) => {
@@ -60,7 +66,7 @@ impl Attributes {
 
     /// Removes `key` (lower-cased), if present.
     pub fn remove(&mut self, key: impl AsRef<str>) {
-        if let Ok(i) = self.find(&key.as_ref().to_ascii_lowercase()) {
+        if let Ok(i) = self.find(&lower(key.as_ref())) {
             self.entries.remove(i);
         }
     }
@@ -87,19 +93,8 @@ impl Attributes {
     /// contract promises (in range, keys lower-case, sorted, unique) the text is kept as
     /// it is; otherwise every pair is re-inserted, a span that is out of range reading
     /// as empty and a repeated key keeping its last value.
-    /// Spans are (start, length).
-    pub(crate) fn from_wire(
-        text: String,
-        spans: impl IntoIterator<Item = ((u32, u32), (u32, u32))>,
-    ) -> Self {
-        let range = |(start, len): (u32, u32)| Range {
-            start,
-            end: start.saturating_add(len),
-        };
-        let entries: Vec<(Range, Range)> = spans
-            .into_iter()
-            .map(|(k, v)| (range(k), range(v)))
-            .collect();
+    pub(crate) fn from_wire(text: String, spans: impl IntoIterator<Item = (Span, Span)>) -> Self {
+        let entries = spans.into_iter().collect();
         let kept = Attributes { text, entries };
         if kept.well_formed() {
             return kept;
@@ -125,14 +120,14 @@ impl Attributes {
         true
     }
 
-    fn checked(&self, r: Range) -> Option<&str> {
-        self.text.get(r.start as usize..r.end as usize)
+    fn checked(&self, span: Span) -> Option<&str> {
+        span_str(&self.text, span)
     }
 
     /// Entries are only built from checked ranges (or by `push`), so this reads as
     /// empty only in theory.
-    fn slice(&self, r: Range) -> &str {
-        self.checked(r).unwrap_or_default()
+    fn slice(&self, span: Span) -> &str {
+        self.checked(span).unwrap_or_default()
     }
 
     fn find(&self, key: &str) -> Result<usize, usize> {
@@ -140,21 +135,18 @@ impl Attributes {
             .binary_search_by(|&(k, _)| self.slice(k).cmp(key))
     }
 
-    fn push(&mut self, s: &str) -> Range {
+    fn push(&mut self, s: &str) -> Span {
         let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         let start = clamp(self.text.len());
         self.text.push_str(s);
-        Range {
-            start,
-            end: clamp(self.text.len()),
-        }
+        (start, clamp(s.len()))
     }
 }
 
 /// Iterates (key, value) pairs in key order.
 pub struct Iter<'a> {
     attributes: &'a Attributes,
-    entries: std::slice::Iter<'a, (Range, Range)>,
+    entries: std::slice::Iter<'a, (Span, Span)>,
 }
 
 impl<'a> Iterator for Iter<'a> {

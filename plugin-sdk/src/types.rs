@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::Attributes;
+use crate::attributes::span_str;
 use crate::bindings::wasmray::plugin::types as wit;
 
 /// Where in the pipeline a plugin runs.
@@ -397,16 +398,16 @@ impl From<wit::Snapshot> for Snapshot {
     /// text, or not on a character boundary, reads as empty: the host never sends one,
     /// and a plugin must not panic if it did.
     fn from(s: wit::Snapshot) -> Self {
-        let text = |span: wit::Span| -> String {
-            let start = span.start as usize;
-            let end = start.saturating_add(span.len as usize);
-            s.text.get(start..end).unwrap_or_default().to_string()
+        let pair = |span: wit::Span| (span.start, span.len);
+        let text = |span| {
+            span_str(&s.text, pair(span))
+                .unwrap_or_default()
+                .to_string()
         };
         let opt = |span: Option<wit::Span>| span.map(text);
         let (inbound_tag, user, source) = (text(s.inbound_tag), opt(s.user), text(s.source));
         let (target_host, sni, alpn) = (text(s.target_host), opt(s.sni), opt(s.alpn));
         let (protocol, sniffed_domain) = (opt(s.protocol), opt(s.sniffed_domain));
-        let pair = |span: wit::Span| (span.start, span.len);
         let spans = s.attributes.iter().map(|&(k, v)| (pair(k), pair(v)));
         Snapshot {
             inbound_tag,

@@ -94,17 +94,17 @@ impl Plugin for SniffHttp {
 /// The answer for a (complete, or cut at the bound) request head. Linear in the number
 /// of header lines (a 16 KiB head can hold thousands of them).
 fn delta_for(head: &RequestHead<'_>) -> Delta {
-    let mut index = Index::default();
-    let mut set: Vec<(String, String)> = Vec::with_capacity(head.headers.len() + 2);
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    let mut set: Vec<(String, String)> = Vec::new();
     let mut dropped = 0usize;
     let mut name = String::new();
     for field in &head.headers {
         field.lower_name_into(&mut name);
-        match index.find(&set, &name) {
+        match index.get(name.as_str()) {
             // Repeated header: the last one wins, as in Xray.
-            Some(i) => set[i].1 = field.value_str().into_owned(),
+            Some(&i) => set[i].1 = field.value_str().into_owned(),
             None if set.len() < MAX_HEADER_ATTRIBUTES => {
-                index.add(&set, &name);
+                index.insert(name.clone(), set.len());
                 set.push((std::mem::take(&mut name), field.value_str().into_owned()));
             }
             None => dropped += 1,
@@ -126,36 +126,6 @@ fn delta_for(head: &RequestHead<'_>) -> Delta {
         delta = delta.sniffed_domain(domain);
     }
     delta
-}
-
-/// Where each header name sits in the answer. A typical request has a handful of
-/// headers, where scanning the answer beats a map (no allocation per name); past
-/// [`Index::SCAN`] names a map keeps a head of thousands of lines linear.
-#[derive(Default)]
-struct Index {
-    map: Option<BTreeMap<String, usize>>,
-}
-
-impl Index {
-    const SCAN: usize = 16;
-
-    fn find(&self, set: &[(String, String)], name: &str) -> Option<usize> {
-        match &self.map {
-            Some(map) => map.get(name).copied(),
-            None => set.iter().position(|(k, _)| k == name),
-        }
-    }
-
-    /// Records that `name` goes at `set.len()` (it is pushed right after).
-    fn add(&mut self, set: &[(String, String)], name: &str) {
-        if self.map.is_none() && set.len() >= Self::SCAN {
-            let known = set.iter().enumerate().map(|(i, (k, _))| (k.clone(), i));
-            self.map = Some(known.collect());
-        }
-        if let Some(map) = &mut self.map {
-            map.insert(name.to_string(), set.len());
-        }
-    }
 }
 
 wasmray_plugin_sdk::export_plugin!(SniffHttp);

@@ -261,8 +261,8 @@ fn header_attributes_are_capped() {
     assert_eq!(d.get("x-199"), None);
 }
 
-/// Repeats are found by scanning while there are few names and through a map beyond
-/// that; either way the last value wins, at the name's first position.
+/// With few names or many, a repeated header keeps its first position and its last
+/// value.
 #[test]
 fn repeated_headers_keep_the_last_value_with_few_or_many_names() {
     for names in [3, 16, 17, 40] {
