@@ -49,8 +49,11 @@ pub fn run(cmd: PluginCommand) -> anyhow::Result<()> {
             )?;
             println!("{}: ok", file.display());
             println!(
-                "name: {}\nversion: {}\nstage: {:?}\npayload bytes: {}",
-                plugin.name, plugin.version, plugin.stage, plugin.payload_bytes
+                "name: {}\nversion: {}\nstage: {}\npayload bytes: {}",
+                plugin.name,
+                plugin.version,
+                stage_name(plugin.stage),
+                plugin.payload_bytes
             );
             Ok(())
         }
@@ -109,6 +112,14 @@ pub fn run(cmd: PluginCommand) -> anyhow::Result<()> {
     }
 }
 
+/// The stage as the WIT contract and the config spell it.
+fn stage_name(stage: crate::plugin::Stage) -> &'static str {
+    match stage {
+        crate::plugin::Stage::Sniff => "sniff",
+        crate::plugin::Stage::Route => "route",
+    }
+}
+
 fn load(
     file: &Path,
     config: Option<&Path>,
@@ -124,7 +135,7 @@ fn load(
     let bytes = std::fs::read(file)?;
     let limits = RuntimeLimits {
         call_timeout,
-        memory_limit: 16 << 20,
+        memory_limit: crate::plugin::engine_config::DEFAULT_MEMORY_LIMIT,
     };
     let engine = PluginEngine::new(limits.memory_limit)?;
     Ok(load_plugin(

@@ -1,19 +1,29 @@
 //! The running daemon: the plugin registry, one accept loop per inbound, graceful
-//! shutdown (stop accepting, let sessions drain up to a bound) and plugin reloads.
+//! shutdown (stop accepting, let sessions drain up to a bound) and whole-config reloads.
 //!
 //! Each inbound has a semaphore of `max_connections` permits; the accept loop takes a
 //! permit before it accepts, so excess connections wait in the kernel's backlog instead
-//! of costing memory here, and shutdown drains by taking every permit back.
+//! of costing memory here, and a drain takes every permit back.
+//!
+//! A reload ([`Daemon::reload`]) builds everything the new config needs first (the
+//! plugin pipeline, outbounds, TLS acceptors, user lists, the listeners of new
+//! addresses) and changes nothing if any of it fails. Then it commits: an inbound
+//! whose listen address stays keeps its listener and socket backlog and serves new
+//! connections with its new settings (certificate, users, fallbacks, timeouts); new
+//! addresses start accepting; inbounds that are gone stop accepting and drain for the
+//! grace period before their last sessions are closed. Running sessions keep the
+//! outbounds and pipeline they started with; only a removed user's sessions end.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tracing::Instrument;
 
-use crate::config::{Config, InboundKind};
+use crate::config::{Config, InboundConfig, InboundKind};
 use crate::dispatch::Context;
 use crate::inbound::http::HttpServer;
 use crate::inbound::socks::SocksServer;
@@ -24,14 +34,38 @@ use crate::plugin::Registry;
 
 /// A started daemon. Dropping it stops nothing; call [`Daemon::shutdown`].
 pub struct Daemon {
-    /// (inbound tag, bound address), in config order.
-    pub listeners: Vec<(String, SocketAddr)>,
     pub registry: Arc<Registry>,
-    pub outbounds: Arc<Outbounds>,
-    stop: watch::Sender<bool>,
-    inbounds: Vec<(Arc<Semaphore>, u32)>,
-    accept_loops: Vec<tokio::task::JoinHandle<()>>,
-    _watcher: Option<notify::RecommendedWatcher>,
+    outbounds: ArcSwap<Outbounds>,
+    state: tokio::sync::Mutex<State>,
+    watcher: std::sync::Mutex<Option<notify::RecommendedWatcher>>,
+}
+
+#[derive(Default)]
+struct State {
+    inbounds: Vec<Running>,
+    /// Inbounds a reload removed, still draining.
+    retiring: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// One inbound that accepts.
+struct Running {
+    tag: String,
+    /// The configured address (`127.0.0.1:0` stays itself across reloads).
+    listen: SocketAddr,
+    /// The bound address.
+    addr: SocketAddr,
+    server: Arc<ArcSwap<Server>>,
+    gate: Gate,
+    accept_loop: tokio::task::JoinHandle<()>,
+}
+
+/// What one reload changed, for the log and the tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReloadSummary {
+    pub inbounds_kept: usize,
+    pub inbounds_added: usize,
+    pub inbounds_removed: usize,
+    pub users_revoked: usize,
 }
 
 impl Daemon {
@@ -41,76 +75,296 @@ impl Daemon {
         let registry = tokio::task::spawn_blocking(move || Registry::start(plugins)).await??;
         let watcher = registry.watch()?;
         let outbounds = Arc::new(Outbounds::new(&config.outbounds));
-        let (stop, stopped) = watch::channel(false);
-        let mut daemon = Daemon {
-            listeners: Vec::new(),
-            registry: registry.clone(),
-            outbounds: outbounds.clone(),
-            stop,
-            inbounds: Vec::new(),
-            accept_loops: Vec::new(),
-            _watcher: watcher,
-        };
+        let mut state = State::default();
         for inbound in &config.inbounds {
-            let listener = TcpListener::bind(inbound.listen).await.map_err(|e| {
-                anyhow::anyhow!(
-                    "inbound {}: cannot listen on {}: {e}",
-                    inbound.tag,
-                    inbound.listen
-                )
-            })?;
-            let addr = listener.local_addr()?;
-            let (server, max_connections) = server_for(inbound, &registry, &outbounds)?;
-            let permits = u32::try_from(max_connections)
-                .unwrap_or(u32::MAX >> 3)
-                .min(Semaphore::MAX_PERMITS as u32);
-            let semaphore = Arc::new(Semaphore::new(permits as usize));
-            tracing::info!(inbound = %inbound.tag, %addr, kind = server.kind(), "listening");
-            let task = tokio::spawn(accept_loop(
-                listener,
-                server,
-                semaphore.clone(),
-                stopped.clone(),
-            ));
-            daemon.listeners.push((inbound.tag.clone(), addr));
-            daemon.inbounds.push((semaphore, permits));
-            daemon.accept_loops.push(task);
+            let server = server_for(inbound, &registry, &outbounds, None)?;
+            let listener = bind(inbound).await?;
+            state
+                .inbounds
+                .push(Running::start(inbound, listener, server)?);
         }
-        Ok(daemon)
+        Ok(Daemon {
+            registry,
+            outbounds: ArcSwap::new(outbounds),
+            state: tokio::sync::Mutex::new(state),
+            watcher: std::sync::Mutex::new(watcher),
+        })
+    }
+
+    /// (inbound tag, bound address) of every inbound, in config order.
+    pub async fn listeners(&self) -> Vec<(String, SocketAddr)> {
+        let state = self.state.lock().await;
+        state
+            .inbounds
+            .iter()
+            .map(|r| (r.tag.clone(), r.addr))
+            .collect()
     }
 
     /// The bound address of the inbound tagged `tag`.
-    pub fn addr(&self, tag: &str) -> Option<SocketAddr> {
-        self.listeners
-            .iter()
+    pub async fn addr(&self, tag: &str) -> Option<SocketAddr> {
+        let listeners = self.listeners().await;
+        listeners
+            .into_iter()
             .find(|(t, _)| t == tag)
-            .map(|(_, a)| *a)
+            .map(|(_, a)| a)
+    }
+
+    /// The outbounds new sessions use.
+    pub fn outbounds(&self) -> Arc<Outbounds> {
+        self.outbounds.load_full()
+    }
+
+    /// Applies `config` whole, or nothing of it (see the module docs). Inbounds that
+    /// are removed drain for up to `grace`.
+    pub async fn reload(&self, config: &Config, grace: Duration) -> anyhow::Result<ReloadSummary> {
+        let mut state = self.state.lock().await;
+        let registry = self.registry.clone();
+        let plugins = config.plugins.clone();
+        let dir_changed = registry.dir() != plugins.dir;
+        let pipeline = tokio::task::spawn_blocking(move || registry.prepare(plugins)).await??;
+        let outbounds = Arc::new(Outbounds::new(&config.outbounds));
+        let plan = plan(&state, config, &self.registry, &outbounds).await?;
+
+        // Nothing has failed: commit.
+        self.registry.commit(pipeline);
+        if dir_changed {
+            self.rewatch();
+        }
+        self.outbounds.store(outbounds);
+        let mut summary = ReloadSummary::default();
+        let mut old: Vec<Option<Running>> = state.inbounds.drain(..).map(Some).collect();
+        let mut next = Vec::new();
+        for step in plan {
+            match step {
+                Step::Keep { index, tag, server } => {
+                    let running = old
+                        .get_mut(index)
+                        .and_then(Option::take)
+                        .expect("the plan keeps each running inbound once");
+                    summary.users_revoked += revoke_missing(&running.server.load(), &server);
+                    running.server.store(Arc::new(server));
+                    next.push(Running { tag, ..running });
+                    summary.inbounds_kept += 1;
+                }
+                Step::Add {
+                    inbound,
+                    listener,
+                    server,
+                } => {
+                    next.push(Running::start(&inbound, listener, server)?);
+                    summary.inbounds_added += 1;
+                }
+            }
+        }
+        for running in old.into_iter().flatten() {
+            tracing::info!(inbound = %running.tag, addr = %running.addr, "inbound removed by a reload; draining for up to {grace:?}");
+            summary.inbounds_removed += 1;
+            state.retiring.push(tokio::spawn(running.retire(grace)));
+        }
+        state.retiring.retain(|t| !t.is_finished());
+        state.inbounds = next;
+        crate::logging::set_level(&config.log.level);
+        tracing::info!(?summary, "configuration reloaded");
+        Ok(summary)
+    }
+
+    /// Watches the (new) plugin directory instead of the old one.
+    fn rewatch(&self) {
+        let mut watcher = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
+        *watcher = None;
+        match self.registry.watch() {
+            Ok(w) => *watcher = w,
+            Err(e) => tracing::warn!("cannot watch the plugin directory: {e:#}"),
+        }
     }
 
     /// Stops accepting, then waits up to `grace` for sessions in flight to end.
     /// Returns how many were still running when the grace period ended.
     pub async fn shutdown(self, grace: Duration) -> usize {
-        let _ = self.stop.send(true);
-        for task in self.accept_loops {
-            let _ = task.await;
+        let state = self.state.into_inner();
+        for running in &state.inbounds {
+            running.gate.stop_accepting();
+        }
+        let mut gates = Vec::new();
+        for running in state.inbounds {
+            let _ = running.accept_loop.await;
+            gates.push(running.gate);
         }
         let drain = async {
-            for (semaphore, permits) in &self.inbounds {
-                let _ = semaphore.acquire_many(*permits).await;
+            for gate in &gates {
+                gate.drained().await;
             }
         };
-        if tokio::time::timeout(grace, drain).await.is_ok() {
-            return 0;
+        let left = match tokio::time::timeout(grace, drain).await {
+            Ok(()) => 0,
+            Err(_) => gates.iter().map(Gate::open_sessions).sum(),
+        };
+        for task in state.retiring {
+            task.abort();
         }
-        self.inbounds
-            .iter()
-            .map(|(s, p)| (*p as usize).saturating_sub(s.available_permits()))
-            .sum()
+        left
     }
 }
 
-/// One inbound's server, by kind (enum dispatch on the accept path).
+/// What a reload does with each inbound of the new config, in config order.
+enum Step {
+    /// The running inbound at `index` has the same listen address: new settings.
+    Keep {
+        index: usize,
+        tag: String,
+        server: Server,
+    },
+    /// A new address: its listener is already bound.
+    Add {
+        inbound: Box<InboundConfig>,
+        listener: TcpListener,
+        server: Server,
+    },
+}
+
+/// Builds every server and binds every new listener; any failure drops them all
+/// (closing the new listeners) and leaves the daemon as it was.
+async fn plan(
+    state: &State,
+    config: &Config,
+    registry: &Arc<Registry>,
+    outbounds: &Arc<Outbounds>,
+) -> anyhow::Result<Vec<Step>> {
+    let mut taken = vec![false; state.inbounds.len()];
+    let mut steps = Vec::new();
+    for inbound in &config.inbounds {
+        let previous = state
+            .inbounds
+            .iter()
+            .find(|r| r.tag == inbound.tag)
+            .map(|r| r.server.load_full());
+        let users = previous.as_deref().and_then(Server::users);
+        let server = server_for(inbound, registry, outbounds, users)?;
+        // The same address keeps its listener: the same tag's first, else any.
+        let free = |i: usize, r: &Running| !taken[i] && r.listen == inbound.listen;
+        let same_address = (state.inbounds.iter().enumerate())
+            .position(|(i, r)| free(i, r) && r.tag == inbound.tag)
+            .or_else(|| (state.inbounds.iter().enumerate()).position(|(i, r)| free(i, r)));
+        match same_address {
+            Some(index) => {
+                taken[index] = true;
+                steps.push(Step::Keep {
+                    index,
+                    tag: inbound.tag.clone(),
+                    server,
+                });
+            }
+            None => steps.push(Step::Add {
+                inbound: Box::new(inbound.clone()),
+                listener: bind(inbound).await?,
+                server,
+            }),
+        }
+    }
+    Ok(steps)
+}
+
+/// Revokes the users `old` has and `new` lacks (both VLESS; else nothing).
+fn revoke_missing(old: &Server, new: &Server) -> usize {
+    match (old.users(), new.users()) {
+        (Some(old), Some(new)) => old.revoke_missing(new),
+        (Some(old), None) => old.revoke_missing(&Users::default()),
+        _ => 0,
+    }
+}
+
+async fn bind(inbound: &InboundConfig) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(inbound.listen).await.map_err(|e| {
+        anyhow::anyhow!(
+            "inbound {}: cannot listen on {}: {e}",
+            inbound.tag,
+            inbound.listen
+        )
+    })
+}
+
+impl Running {
+    fn start(
+        inbound: &InboundConfig,
+        listener: TcpListener,
+        server: Server,
+    ) -> anyhow::Result<Self> {
+        let addr = listener.local_addr()?;
+        let gate = Gate::new(server.max_connections());
+        tracing::info!(inbound = %inbound.tag, %addr, kind = server.kind(), "listening");
+        let server = Arc::new(ArcSwap::from_pointee(server));
+        let accept_loop = tokio::spawn(accept_loop(listener, server.clone(), gate.clone()));
+        Ok(Running {
+            tag: inbound.tag.clone(),
+            listen: inbound.listen,
+            addr,
+            server,
+            gate,
+            accept_loop,
+        })
+    }
+
+    /// Stops accepting, lets sessions drain for up to `grace`, then closes the rest.
+    async fn retire(self, grace: Duration) {
+        self.gate.stop_accepting();
+        let _ = self.accept_loop.await;
+        if tokio::time::timeout(grace, self.gate.drained())
+            .await
+            .is_err()
+        {
+            let left = self.gate.open_sessions();
+            tracing::info!(inbound = %self.tag, "closing {left} sessions of a removed inbound after {grace:?}");
+            self.gate.close_sessions();
+        }
+    }
+}
+
+/// An inbound's permits and its two signals: stop accepting, and close the sessions.
 #[derive(Clone)]
+struct Gate {
+    permits: Arc<Semaphore>,
+    total: u32,
+    stop: Arc<watch::Sender<bool>>,
+    close: Arc<watch::Sender<bool>>,
+}
+
+impl Gate {
+    fn new(max_connections: usize) -> Self {
+        let total = u32::try_from(max_connections)
+            .unwrap_or(u32::MAX >> 3)
+            .min(Semaphore::MAX_PERMITS as u32);
+        Gate {
+            permits: Arc::new(Semaphore::new(total as usize)),
+            total,
+            stop: Arc::new(watch::Sender::new(false)),
+            close: Arc::new(watch::Sender::new(false)),
+        }
+    }
+
+    fn stop_accepting(&self) {
+        self.stop.send_replace(true);
+    }
+
+    fn close_sessions(&self) {
+        self.close.send_replace(true);
+    }
+
+    async fn drained(&self) {
+        let _ = self.permits.acquire_many(self.total).await;
+    }
+
+    fn open_sessions(&self) -> usize {
+        (self.total as usize).saturating_sub(self.permits.available_permits())
+    }
+}
+
+/// Resolves once `flag` is raised.
+async fn raised(mut flag: watch::Receiver<bool>) {
+    let _ = flag.wait_for(|v| *v).await;
+}
+
+/// One inbound's server, by kind (enum dispatch on the accept path).
 enum Server {
     Vless(Arc<VlessServer>),
     Socks(Arc<SocksServer>),
@@ -126,72 +380,81 @@ impl Server {
         }
     }
 
+    fn max_connections(&self) -> usize {
+        match self {
+            Server::Vless(s) => s.max_connections,
+            Server::Socks(s) => s.max_connections,
+            Server::Http(s) => s.max_connections,
+        }
+    }
+
+    fn users(&self) -> Option<&Users> {
+        match self {
+            Server::Vless(s) => Some(&s.users),
+            _ => None,
+        }
+    }
+
     /// A connection's task is as large as the largest future it may hold, so only the
     /// VLESS server (the hot path on a server) is inline; the client-side inbounds are
     /// boxed, so they do not size every VLESS connection's task.
-    async fn serve(self, tcp: tokio::net::TcpStream, peer: SocketAddr) {
+    async fn serve(&self, tcp: tokio::net::TcpStream, peer: SocketAddr) {
         match self {
-            Server::Vless(s) => s.serve(tcp, peer).await,
-            Server::Socks(s) => Box::pin(s.serve(tcp, peer)).await,
-            Server::Http(s) => Box::pin(s.serve(tcp, peer)).await,
+            Server::Vless(s) => s.clone().serve(tcp, peer).await,
+            Server::Socks(s) => Box::pin(s.clone().serve(tcp, peer)).await,
+            Server::Http(s) => Box::pin(s.clone().serve(tcp, peer)).await,
         }
     }
 }
 
 fn server_for(
-    inbound: &crate::config::InboundConfig,
+    inbound: &InboundConfig,
     registry: &Arc<Registry>,
     outbounds: &Arc<Outbounds>,
-) -> anyhow::Result<(Server, usize)> {
+    previous_users: Option<&Users>,
+) -> anyhow::Result<Server> {
     let ctx = |timeouts| Context {
         registry: registry.clone(),
         outbounds: outbounds.clone(),
         timeouts,
     };
+    let tag: Arc<str> = inbound.tag.as_str().into();
     Ok(match &inbound.kind {
-        InboundKind::Vless(v) => {
-            let server = VlessServer {
-                tag: inbound.tag.as_str().into(),
-                acceptor: acceptor(v)?,
-                users: Users::new(&v.users),
-                fallbacks: v.fallbacks.clone(),
-                timeouts: v.timeouts,
-                ctx: ctx(v.timeouts),
-            };
-            (Server::Vless(Arc::new(server)), v.max_connections)
-        }
-        InboundKind::Socks(s) => {
-            let server = SocksServer {
-                tag: inbound.tag.as_str().into(),
-                timeouts: s.timeouts,
-                ctx: ctx(s.timeouts),
-                accounts: s.accounts.clone(),
-                udp: s.udp,
-            };
-            (Server::Socks(Arc::new(server)), s.max_connections)
-        }
-        InboundKind::Http(h) => {
-            let server = HttpServer {
-                tag: inbound.tag.as_str().into(),
-                timeouts: h.timeouts,
-                ctx: ctx(h.timeouts),
-            };
-            (Server::Http(Arc::new(server)), h.max_connections)
-        }
+        InboundKind::Vless(v) => Server::Vless(Arc::new(VlessServer {
+            tag,
+            acceptor: acceptor(v)
+                .map_err(|e| anyhow::anyhow!("inbound {}: TLS: {e}", inbound.tag))?,
+            users: Users::carry_over(previous_users.unwrap_or(&Users::default()), &v.users),
+            fallbacks: v.fallbacks.clone(),
+            timeouts: v.timeouts,
+            max_connections: v.max_connections,
+            ctx: ctx(v.timeouts),
+        })),
+        InboundKind::Socks(s) => Server::Socks(Arc::new(SocksServer {
+            tag,
+            timeouts: s.timeouts,
+            max_connections: s.max_connections,
+            ctx: ctx(s.timeouts),
+            accounts: s.accounts.clone(),
+            udp: s.udp,
+        })),
+        InboundKind::Http(h) => Server::Http(Arc::new(HttpServer {
+            tag,
+            timeouts: h.timeouts,
+            max_connections: h.max_connections,
+            ctx: ctx(h.timeouts),
+        })),
     })
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    server: Server,
-    permits: Arc<Semaphore>,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn accept_loop(listener: TcpListener, server: Arc<ArcSwap<Server>>, gate: Gate) {
+    let stopped = raised(gate.stop.subscribe());
+    tokio::pin!(stopped);
     let mut next_id: u64 = 0;
     loop {
         let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            _ = stop.changed() => return,
+            p = gate.permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            () = &mut stopped => return,
         };
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -203,14 +466,19 @@ async fn accept_loop(
                     continue;
                 }
             },
-            _ = stop.changed() => return,
+            () = &mut stopped => return,
         };
         next_id += 1;
         let span = tracing::info_span!("conn", id = next_id, source = %peer);
-        let server = server.clone();
+        // The server as of this accept: a reload changes it for later connections only.
+        let server = server.load_full();
+        let close = gate.close.subscribe();
         tokio::spawn(
             async move {
-                server.serve(tcp, peer).await;
+                tokio::select! {
+                    () = server.serve(tcp, peer) => {}
+                    () = raised(close) => {}
+                }
                 drop(permit);
             }
             .instrument(span),

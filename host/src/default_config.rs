@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 
 use crate::config::{
-    Config, InboundConfig, InboundKind, LogConfig, OutboundConfig, OutboundKind, PluginsConfig,
-    Timeouts, TlsIdentity, User, VlessInbound,
+    AccessLog, Config, InboundConfig, InboundKind, LogConfig, OutboundConfig, OutboundKind,
+    PluginsConfig, Timeouts, TlsIdentity, User, VlessInbound,
 };
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:10443";
@@ -21,7 +21,7 @@ pub fn embedded(listen: SocketAddr) -> anyhow::Result<Config> {
     Ok(Config {
         log: LogConfig {
             level: "info".into(),
-            access: true,
+            access: AccessLog::Stderr,
             json: false,
         },
         inbounds: vec![InboundConfig {

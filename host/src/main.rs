@@ -30,9 +30,22 @@ enum Command {
         /// Listen address of the embedded default.
         #[arg(long, default_value = wasmray::default_config::DEFAULT_LISTEN)]
         listen: SocketAddr,
-        /// How long sessions may drain after SIGINT/SIGTERM.
+        /// How long sessions may drain after SIGINT/SIGTERM (and those of an inbound a
+        /// reload removes).
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         grace: Duration,
+        /// Write the daemon's pid here (for `wasmray reload`); removed at exit.
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+    },
+    /// Make a running daemon re-read its configuration (sends it SIGHUP).
+    Reload {
+        /// The pid file the daemon was started with (`run --pid-file`).
+        #[arg(long, default_value = DEFAULT_PID_FILE)]
+        pid_file: PathBuf,
+        /// Check this configuration first, and signal nothing if it is invalid.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
     },
     /// Validate a configuration (and load its plugins); exit 0 if valid, 1 if not.
     Check {
@@ -74,7 +87,9 @@ fn main() -> ExitCode {
             config,
             listen,
             grace,
-        } => run(config.as_deref(), listen, grace),
+            pid_file,
+        } => run(config.as_deref(), listen, grace, pid_file.as_deref()),
+        Command::Reload { pid_file, config } => reload_command(&pid_file, config.as_deref()),
         Command::Check { config } => return check(&config),
         Command::Uuid => {
             println!("{}", uuid::Uuid::new_v4());
@@ -102,13 +117,21 @@ fn load(path: &Path) -> anyhow::Result<Config> {
     Config::load(path).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))
 }
 
-fn run(path: Option<&Path>, listen: SocketAddr, grace: Duration) -> anyhow::Result<()> {
+/// Where `wasmray reload` looks for the pid by default (the systemd unit's choice).
+const DEFAULT_PID_FILE: &str = "/run/wasmray/wasmray.pid";
+
+fn run(
+    path: Option<&Path>,
+    listen: SocketAddr,
+    grace: Duration,
+    pid_file: Option<&Path>,
+) -> anyhow::Result<()> {
     let embedded = path.is_none();
     let config = match path {
         Some(p) => load(p)?,
         None => wasmray::default_config::embedded(listen)?,
     };
-    wasmray::logging::init(&config.log);
+    wasmray::logging::init(&config.log)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         // Handlers first: once anything says the daemon listens, SIGTERM must drain and
@@ -116,10 +139,11 @@ fn run(path: Option<&Path>, listen: SocketAddr, grace: Duration) -> anyhow::Resu
         let signals = Signals::new()?;
         let daemon = Daemon::start(&config).await?;
         if embedded {
-            print_default(&config, &daemon);
+            print_default(&config, &daemon).await;
         }
+        let _pid = pid_file.map(PidFile::write).transpose()?;
         println!("wasmray is running; press Ctrl-C to stop");
-        signals.wait(&daemon, path).await;
+        signals.wait(&daemon, path, grace).await;
         tracing::info!("shutting down: no new connections; draining for up to {grace:?}");
         let left = daemon.shutdown(grace).await;
         if left > 0 {
@@ -129,9 +153,10 @@ fn run(path: Option<&Path>, listen: SocketAddr, grace: Duration) -> anyhow::Resu
     })
 }
 
-fn print_default(config: &Config, daemon: &Daemon) {
+async fn print_default(config: &Config, daemon: &Daemon) {
     let mut config = config.clone();
-    if let (Some(inbound), Some(addr)) = (config.inbounds.first_mut(), daemon.addr("vless-in")) {
+    let bound = daemon.addr("vless-in").await;
+    if let (Some(inbound), Some(addr)) = (config.inbounds.first_mut(), bound) {
         inbound.listen = addr;
     }
     println!(
@@ -169,35 +194,88 @@ impl Signals {
         })
     }
 
-    /// Returns on SIGINT or SIGTERM; reloads the plugins on SIGHUP.
-    async fn wait(mut self, daemon: &Daemon, path: Option<&Path>) {
+    /// Returns on SIGINT or SIGTERM; reloads on SIGHUP.
+    async fn wait(mut self, daemon: &Daemon, path: Option<&Path>, grace: Duration) {
         loop {
             tokio::select! {
                 _ = self.term.recv() => return,
                 _ = self.int.recv() => return,
-                _ = self.hup.recv() => reload(daemon, path).await,
+                _ = self.hup.recv() => reload(daemon, path, grace).await,
             }
         }
     }
 }
 
-async fn reload(daemon: &Daemon, path: Option<&Path>) {
-    let plugins = match path.map(Config::load) {
-        Some(Ok(c)) => Some(c.plugins),
-        Some(Err(e)) => {
-            tracing::error!("SIGHUP: configuration refused, keeping the running one:\n{e}");
+/// SIGHUP: reopen the access log, then apply the configuration file whole (the
+/// embedded default has no file: its plugins are reloaded).
+async fn reload(daemon: &Daemon, path: Option<&Path>, grace: Duration) {
+    if let Err(e) = wasmray::logging::reopen_access() {
+        tracing::error!("SIGHUP: {e}");
+    }
+    let Some(path) = path else {
+        let registry = daemon.registry.clone();
+        match tokio::task::spawn_blocking(move || registry.reload(None)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(
+                "SIGHUP: plugin reload failed, the previous pipeline keeps serving: {e:#}"
+            ),
+            Err(e) => tracing::error!("SIGHUP: reload task failed: {e}"),
+        }
+        return;
+    };
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("SIGHUP: configuration refused, the running one keeps serving:\n{e}");
             return;
         }
-        None => None,
     };
-    let registry = daemon.registry.clone();
-    match tokio::task::spawn_blocking(move || registry.reload(plugins)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::error!(
-            "SIGHUP: plugin reload failed, the previous pipeline keeps serving: {e:#}"
-        ),
-        Err(e) => tracing::error!("SIGHUP: reload task failed: {e}"),
+    if let Err(e) = daemon.reload(&config, grace).await {
+        tracing::error!(
+            "SIGHUP: configuration refused, the running one keeps serving: {}: {e:#}",
+            path.display()
+        );
     }
+}
+
+/// The daemon's pid in a file, removed when dropped.
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn write(path: &Path) -> anyhow::Result<PidFile> {
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .with_context(|| format!("write the pid file {}", path.display()))?;
+        Ok(PidFile(path.to_path_buf()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn reload_command(pid_file: &Path, config: Option<&Path>) -> anyhow::Result<()> {
+    if let Some(config) = config {
+        load(config)?;
+    }
+    let text = std::fs::read_to_string(pid_file).with_context(|| {
+        format!(
+            "read the pid file {} (is wasmray running with --pid-file?)",
+            pid_file.display()
+        )
+    })?;
+    let pid: libc::pid_t =
+        text.trim().parse().ok().filter(|p| *p > 0).ok_or_else(|| {
+            anyhow::anyhow!("{}: not a pid: {:?}", pid_file.display(), text.trim())
+        })?;
+    // SAFETY: kill(2) with a positive pid and a valid signal number only sends a signal.
+    if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
+        let e = std::io::Error::last_os_error();
+        anyhow::bail!("cannot signal pid {pid} from {}: {e}", pid_file.display());
+    }
+    println!("sent SIGHUP to wasmray (pid {pid}); it logs what the reload changed");
+    Ok(())
 }
 
 fn check(path: &Path) -> ExitCode {

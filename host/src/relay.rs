@@ -111,7 +111,14 @@ where
     // The prefix goes out glued to the first data, or alone at the end.
     let mut prefix = prefix;
     loop {
-        let mut filled = bufpool::read(reader, prefix.len()).await?;
+        let mut filled = match bufpool::read(reader, prefix.len()).await {
+            Ok(f) => f,
+            // A TLS peer that closes its TCP connection without close_notify (most
+            // clients and servers end so): every byte it sent has arrived; the stream
+            // simply ended.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e),
+        };
         let n = filled.data().len();
         if n == 0 {
             break;
@@ -126,7 +133,10 @@ where
         writer.write_all(prefix).await?;
     }
     writer.flush().await?;
-    writer.shutdown().await
+    // Everything is delivered; a peer that has gone already cannot take the close
+    // (its close_notify or FIN), and that is no failure of the session.
+    let _ = writer.shutdown().await;
+    Ok(())
 }
 
 /// Resolves once nothing moved for `timeout`.
@@ -140,5 +150,74 @@ pub(crate) async fn watch_idle(activity: &AtomicU64, start: Instant, timeout: Du
             return;
         }
         deadline = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use tokio::io::{AsyncReadExt, DuplexStream, ReadBuf};
+
+    /// A stream whose end reads as `UnexpectedEof`, as rustls reports a peer that
+    /// closed its TCP connection without close_notify.
+    struct NoCloseNotify(DuplexStream);
+
+    impl AsyncRead for NoCloseNotify {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let before = buf.filled().len();
+            match Pin::new(&mut self.0).poll_read(cx, buf) {
+                Poll::Ready(Ok(())) if buf.filled().len() == before => Poll::Ready(Err(
+                    std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "no close_notify"),
+                )),
+                other => other,
+            }
+        }
+    }
+
+    impl AsyncWrite for NoCloseNotify {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Pin::new(&mut self.0).poll_write(cx, buf)
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.0).poll_flush(cx)
+        }
+        fn poll_shutdown(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.0).poll_shutdown(cx)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_closes_without_close_notify_ends_the_session_ok() {
+        let (client, mut user) = tokio::io::duplex(1024);
+        let (target, mut server) = tokio::io::duplex(1024);
+        let relay = tokio::spawn(async move {
+            relay(NoCloseNotify(client), target, b"", &Timeouts::default()).await
+        });
+        user.write_all(b"hello").await.unwrap();
+        user.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        server.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"hello");
+        server.write_all(b"bye").await.unwrap();
+        server.shutdown().await.unwrap();
+        let mut back = Vec::new();
+        user.read_to_end(&mut back).await.unwrap();
+        assert_eq!(back, b"bye");
+        let (traffic, end) = relay.await.unwrap();
+        assert_eq!(end, End::Done);
+        assert_eq!(traffic, Traffic { up: 5, down: 3 });
     }
 }

@@ -21,8 +21,8 @@ const ROUTE_CONFIG: &str = r#"{"default": "direct", "rule": [
 fn wasm(name: &str, config: &str) -> LoadedPlugin {
     let bytes = BUILTIN
         .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, b)| *b)
+        .find(|b| b.name == name)
+        .map(|b| b.wasm)
         .unwrap();
     let limits = RuntimeLimits {
         call_timeout: Duration::from_secs(1),

@@ -176,8 +176,8 @@ fn sigterm_drains_and_exits_zero() {
 fn builtin(name: &str) -> &'static [u8] {
     wasmray::plugin::BUILTIN
         .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, b)| *b)
+        .find(|b| b.name == name)
+        .map(|b| b.wasm)
         .unwrap()
 }
 
@@ -193,7 +193,9 @@ fn plugin_check_and_run_show_what_a_plugin_says() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && text.contains("name: sniff-http") && text.contains("Sniff"),
+        out.status.success()
+            && text.contains("name: sniff-http")
+            && text.contains("stage: sniff\n"),
         "{out:?}"
     );
 
@@ -212,6 +214,7 @@ fn plugin_check_and_run_show_what_a_plugin_says() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
+    assert!(text.ends_with('\n'), "{text:?}");
     for expected in [
         "matched",
         "set cache-control = no-cache",
@@ -235,61 +238,227 @@ fn plugin_check_and_run_show_what_a_plugin_says() {
     );
 }
 
-/// SIGHUP re-reads the `[plugins]` section: a valid change is swapped in, an invalid
-/// one is refused while the running pipeline keeps serving.
-#[test]
-fn sighup_reloads_the_plugins() {
+/// The example config on loopback port 0, in a directory of its own.
+fn loopback_example() -> (tempfile::TempDir, std::path::PathBuf, String) {
     let dir = example_dir();
     let path = dir.path().join("server.toml");
     let text = std::fs::read_to_string(&path)
         .unwrap()
         .replace("0.0.0.0:8443", "127.0.0.1:0");
     std::fs::write(&path, &text).unwrap();
-    let mut child = wasmray()
+    (dir, path, text)
+}
+
+/// `wasmray run -c FILE` with `args`, its log lines on stderr.
+fn run_logged(path: &Path, args: &[&str]) -> std::process::Child {
+    wasmray()
         .arg("run")
         .arg("-c")
-        .arg(&path)
+        .arg(path)
+        .args(args)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// SIGHUP, sent by `wasmray reload` through the pid file, re-reads the whole config:
+/// a valid change is applied, an invalid one is refused with the error `check` prints
+/// while the running configuration keeps serving; `reload -c` checks before it signals.
+#[test]
+fn wasmray_reload_applies_a_valid_config_and_refuses_an_invalid_one() {
+    let (dir, path, text) = loopback_example();
+    let pid_file = dir.path().join("wasmray.pid");
+    let mut child = run_logged(&path, &["--pid-file", pid_file.to_str().unwrap()]);
     let guard = KillOnDrop(&mut child);
     let mut lines = BufReader::new(guard.0.stderr.take().unwrap())
         .lines()
         .map(|l| l.unwrap());
     assert!(lines.any(|l| l.contains("listening")), "the daemon starts");
-    let pid = guard.0.id().to_string();
-    let hup = || {
-        assert!(
-            Command::new("kill")
-                .args(["-HUP", &pid])
-                .status()
-                .unwrap()
-                .success()
-        )
+    // The pid file is written once the daemon listens, just after that log line.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let pid: u32 = loop {
+        let text = std::fs::read_to_string(&pid_file).unwrap_or_default();
+        if let Ok(pid) = text.trim().parse() {
+            break pid;
+        }
+        assert!(std::time::Instant::now() < deadline, "no pid file");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    assert_eq!(pid, guard.0.id());
+    let reload = |check: bool| {
+        let mut cmd = wasmray();
+        cmd.arg("reload").arg("--pid-file").arg(&pid_file);
+        if check {
+            cmd.arg("-c").arg(&path);
+        }
+        cmd.output().unwrap()
     };
 
-    std::fs::write(
-        &path,
-        text.replace("call_timeout = \"5ms\"", "call_timeout = \"7ms\""),
-    )
-    .unwrap();
-    hup();
-    let swapped = lines
-        .find(|l| l.contains("plugin pipeline swapped"))
+    let bob = "[[inbound.users]]\nid = \"0f6a5c44-5b8e-4e34-9c1a-2b0c4a9e7d10\"\nemail = \"bob\"\n\n[[inbound.fallback]]";
+    std::fs::write(&path, text.replacen("[[inbound.fallback]]", bob, 1)).unwrap();
+    let out = reload(true);
+    assert!(out.status.success(), "{out:?}");
+    let applied = lines
+        .find(|l| l.contains("configuration reloaded"))
         .unwrap();
-    assert!(swapped.contains("generation=2"), "{swapped}");
+    assert!(applied.contains("inbounds_kept: 1"), "{applied}");
 
+    let broken = text.replace("default = \"direct\"", "default = \"nowhere\"");
+    std::fs::write(&path, &broken).unwrap();
+    let (_, checked) = check(dir.path(), None);
+    let out = reload(true);
+    assert!(!out.status.success(), "an invalid config is not signalled");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nowhere"),
+        "{out:?}"
+    );
+    // Signalled anyway (plain SIGHUP): the daemon refuses it with check's words.
+    assert!(reload(false).status.success());
+    let refused = lines.find(|l| l.contains("SIGHUP")).unwrap();
+    assert!(refused.contains("configuration refused"), "{refused}");
+    let first_error = checked.lines().find(|l| l.contains("nowhere")).unwrap();
+    let mut rest = lines.by_ref().take_while(|l| !l.contains("listening"));
+    assert!(
+        refused.contains(first_error.trim()) || rest.any(|l| l.contains(first_error.trim())),
+        "{first_error:?} not in the log after {refused:?}"
+    );
+}
+
+/// `access = FILE` writes the access lines there whatever the level, and SIGHUP
+/// reopens the file, as logrotate expects.
+#[test]
+fn the_access_log_file_is_written_at_any_level_and_reopened_on_sighup() {
+    let (dir, path, text) = loopback_example();
+    let log = dir.path().join("access.log");
+    let access = format!("access = {:?}", log.display().to_string());
+    let text = text
+        .lines()
+        .map(|l| match l {
+            l if l.starts_with("level ") => "level = \"error\"",
+            l if l.starts_with("access ") => &access,
+            l => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&path, &text).unwrap();
+    let mut child = wasmray()
+        .args(["run", "-c"])
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let guard = KillOnDrop(&mut child);
+    let stdout = guard.0.stdout.take().unwrap();
+    assert!(
+        BufReader::new(stdout)
+            .lines()
+            .any(|l| l.unwrap().contains("wasmray is running")),
+        "the daemon starts"
+    );
+    let addr = listening_port(guard.0.id());
+    // A connection that is no VLESS at all: one `rejected` access line.
+    let lines_after = |file: &Path, n: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            if text.lines().count() >= n || std::time::Instant::now() > deadline {
+                return text;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    };
+    drop(std::net::TcpStream::connect(addr).unwrap());
+    let first = lines_after(&log, 1);
+    assert!(first.contains("rejected"), "{first:?}");
+    let rotated = dir.path().join("access.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &guard.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    // Reopened: the next line goes to a new access.log, none to the rotated file.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !log.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "access.log was not reopened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    drop(std::net::TcpStream::connect(addr).unwrap());
+    assert!(lines_after(&log, 1).contains("rejected"));
+    assert_eq!(
+        std::fs::read_to_string(&rotated).unwrap().lines().count(),
+        1
+    );
+}
+
+/// The TCP address the process `pid` listens on (its only listener), from /proc.
+fn listening_port(pid: u32) -> std::net::SocketAddr {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().to_string();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    for line in tcp.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() > 9 && f[3] == "0A" && inodes.iter().any(|i| i == f[9]) {
+            let port = u16::from_str_radix(f[1].rsplit(':').next().unwrap(), 16).unwrap();
+            return std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        }
+    }
+    panic!("pid {pid} listens on no TCP port");
+}
+
+/// The systemd unit passes `systemd-analyze verify` (where systemd is installed),
+/// pointed at this build of the binary.
+#[test]
+fn the_systemd_unit_verifies() {
+    let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/wasmray.service");
+    let text = std::fs::read_to_string(&unit).unwrap();
+    for needed in [
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "DynamicUser=yes",
+        "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ReadWritePaths=",
+        "--pid-file /run/wasmray/wasmray.pid",
+    ] {
+        assert!(text.contains(needed), "the unit lacks {needed}");
+    }
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("systemd-analyze is not installed; only the unit's text was checked");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("wasmray.service");
     std::fs::write(
-        &path,
-        text.replace("default = \"direct\"", "default = \"nowhere\""),
+        &local,
+        text.replace("/usr/local/bin/wasmray", env!("CARGO_BIN_EXE_wasmray")),
     )
     .unwrap();
-    hup();
-    let refused = lines.find(|l| l.contains("SIGHUP")).unwrap();
-    assert!(
-        refused.contains("configuration refused") || refused.contains("no outbound"),
-        "{refused}"
-    );
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&local)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    let complaints: Vec<&str> = said
+        .lines()
+        .filter(|l| l.contains("wasmray.service"))
+        .collect();
+    assert!(out.status.success() && complaints.is_empty(), "{said}");
 }

@@ -98,7 +98,7 @@ impl TestServer {
 
     pub async fn start_with(config: Config, certs: CertDir) -> TestServer {
         let daemon = Daemon::start(&config).await.expect("daemon starts");
-        let addr = daemon.listeners[0].1;
+        let addr = daemon.listeners().await[0].1;
         TestServer {
             daemon,
             addr,

@@ -34,8 +34,8 @@ impl Client {
             .replace("enabled = false", &format!("enabled = {mux}"));
         let config = Config::parse(&tweak(text), Path::new(".")).unwrap();
         let daemon = Daemon::start(&config).await.unwrap();
-        let socks = daemon.addr("socks-in").unwrap();
-        let http = daemon.addr("http-in").unwrap();
+        let socks = daemon.addr("socks-in").await.unwrap();
+        let http = daemon.addr("http-in").await.unwrap();
         Client {
             daemon,
             socks,
@@ -45,7 +45,8 @@ impl Client {
 
     /// Mux tunnels the proxy outbound has dialed.
     fn tunnels_dialed(&self) -> u64 {
-        let proxy = self.daemon.outbounds.get("proxy").unwrap();
+        let outbounds = self.daemon.outbounds();
+        let proxy = outbounds.get("proxy").unwrap();
         proxy.mux.as_ref().map_or(0, |m| m.dialed())
     }
 }
@@ -264,7 +265,8 @@ async fn a_broken_tunnel_fails_only_its_own_sub_streams_and_idle_ones_close() {
             .ends_with("after the cut")
     );
 
-    let proxy = client.daemon.outbounds.get("proxy").unwrap();
+    let outbounds = client.daemon.outbounds();
+    let proxy = outbounds.get("proxy").unwrap();
     let mux = proxy.mux.as_ref().unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while mux.open_tunnels().await > 0 {

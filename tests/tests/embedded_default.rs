@@ -21,7 +21,7 @@ async fn a_vless_client_fetches_a_page_through_the_embedded_default() {
     let daemon = Daemon::start(&config).await.unwrap();
     let web = servers::http("hello through wasmray").await;
 
-    let mut s = tls_connect(daemon.listeners[0].1, &cert, &["http/1.1"])
+    let mut s = tls_connect(daemon.listeners().await[0].1, &cert, &["http/1.1"])
         .await
         .unwrap();
     let mut request = header(&user, Command::Tcp(dest(web)));

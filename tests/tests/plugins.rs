@@ -368,9 +368,9 @@ async fn a_file_overrides_a_builtin_until_it_is_removed() {
     assert_eq!(source().1, Source::Builtin);
     let bytes = wasmray::plugin::BUILTIN
         .iter()
-        .find(|(n, _)| *n == "route-rules")
+        .find(|b| b.name == "route-rules")
         .unwrap()
-        .1;
+        .wasm;
     let file = dir.path().join("my-rules.wasm");
     std::fs::write(&file, bytes).unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

@@ -6,7 +6,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wasmray::proto::vless::Command;
 use wasmray_tests::servers;
 use wasmray_tests::vless_client::{self, connect_tcp, dest, read_all, read_response, tls_connect};
-use wasmray_tests::{TestServer, UUID, server_toml};
+use wasmray_tests::{TestServer, UUID, logcapture, server_toml};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -32,6 +32,33 @@ async fn tcp_echo() {
         .unwrap()
         .unwrap();
     assert_eq!(body, b"hello wasmray");
+}
+
+/// Most clients end a session by closing TCP, with no TLS close_notify: the access
+/// log calls that `ok`, not `error`.
+#[tokio::test]
+async fn a_client_that_closes_tcp_without_close_notify_ends_ok() {
+    logcapture::install();
+    let server = plain_server().await;
+    let echo = servers::echo().await;
+    let mut s = connect_tcp(server.addr, &server.certs.cert_der, dest(echo), b"hi")
+        .await
+        .unwrap();
+    read_response(&mut s).await.unwrap();
+    let mut got = [0u8; 2];
+    s.read_exact(&mut got).await.unwrap();
+    let source = s.get_ref().0.local_addr().unwrap().to_string();
+    let mark = logcapture::mark();
+    // Drop the TCP connection under TLS: no close_notify is sent.
+    let (tcp, _tls) = s.into_inner();
+    drop(tcp);
+    let line = logcapture::wait_access_line(mark, &source)
+        .await
+        .unwrap_or_else(|| panic!("no access line; log:\n{}", logcapture::all()));
+    assert!(
+        line.contains("result=\"ok\"") || line.contains("result=ok"),
+        "{line}"
+    );
 }
 
 #[tokio::test]

@@ -36,9 +36,19 @@ pub struct Config {
 pub struct LogConfig {
     /// A tracing filter directive such as "info" (RUST_LOG overrides it).
     pub level: String,
-    /// One line per session on the `access` target.
-    pub access: bool,
+    /// One line per session on the `access` target, whatever `level` says.
+    pub access: AccessLog,
     pub json: bool,
+}
+
+/// Where the access log goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLog {
+    Off,
+    /// With the other log lines, on standard error.
+    Stderr,
+    /// Appended to this file, reopened on SIGHUP (for logrotate).
+    File(PathBuf),
 }
 
 #[derive(Debug, Clone)]
@@ -238,6 +248,8 @@ pub struct PluginsConfig {
     pub route_only: bool,
     /// Each plugin's own table, as JSON for the plugin's `configure`.
     pub config: BTreeMap<String, serde_json::Value>,
+    /// Where compiled plugins are kept between starts (none: compile at every start).
+    pub cache: Option<PathBuf>,
 }
 
 impl Config {
@@ -287,7 +299,7 @@ fn toml_error(text: &str, e: toml::de::Error, path: String) -> ConfigErrors {
 }
 
 fn validate(raw: raw::RawConfig, base: &Path, errors: &mut Errors) -> Option<Config> {
-    let log = validate_log(raw.log, errors);
+    let log = validate_log(raw.log, base, errors);
     let outbounds = outbound::validate_all(raw.outbound, base, errors);
     let inbounds = inbound::validate_all(raw.inbound, base, errors);
     let tags: Vec<&str> = outbounds.iter().map(|o| o.tag.as_str()).collect();
@@ -300,7 +312,7 @@ fn validate(raw: raw::RawConfig, base: &Path, errors: &mut Errors) -> Option<Con
     })
 }
 
-fn validate_log(raw: raw::RawLog, errors: &mut Errors) -> LogConfig {
+fn validate_log(raw: raw::RawLog, base: &Path, errors: &mut Errors) -> LogConfig {
     let level = raw.level.unwrap_or_else(|| "info".into());
     if !["error", "warn", "info", "debug", "trace", "off"].contains(&level.as_str()) {
         errors.push(
@@ -319,9 +331,21 @@ fn validate_log(raw: raw::RawLog, errors: &mut Errors) -> LogConfig {
             false
         }
     };
+    let access = match raw.access {
+        None | Some(raw::RawAccess::On(true)) => AccessLog::Stderr,
+        Some(raw::RawAccess::On(false)) => AccessLog::Off,
+        Some(raw::RawAccess::File(f)) if f.is_empty() => {
+            errors.push(
+                "log.access",
+                "an empty path; use true, false or a file path",
+            );
+            AccessLog::Off
+        }
+        Some(raw::RawAccess::File(f)) => AccessLog::File(base.join(f)),
+    };
     LogConfig {
         level,
-        access: raw.access.unwrap_or(true),
+        access,
         json,
     }
 }

@@ -37,6 +37,8 @@ pub fn validate(
         &raw.call_timeout,
         Duration::from_millis(5),
     );
+    // The built-ins are precompiled for this default (plugin::engine_config, checked
+    // by a test there): another limit compiles them at start, or loads them from the cache.
     let memory_limit = match &raw.memory_limit {
         Some(t) => errors
             .take("plugins.memory_limit", parse_size(t))
@@ -84,7 +86,32 @@ pub fn validate(
             .unwrap_or_else(|| vec!["http".into(), "tls".into()]),
         route_only: raw.route_only.unwrap_or(false),
         config,
+        cache: match raw.cache {
+            Some(c) if c.is_empty() => None,
+            Some(c) => Some(base.join(c)),
+            None => default_cache_dir(),
+        },
     }
+}
+
+/// Where compiled plugins go when `[plugins] cache` is not set: systemd's
+/// `CacheDirectory=` (`$CACHE_DIRECTORY`), else the XDG cache directory.
+pub fn default_cache_dir() -> Option<std::path::PathBuf> {
+    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = var("CACHE_DIRECTORY") {
+        // systemd may list several, separated by colons; the first is ours.
+        let first = dir
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        return Some(first.into());
+    }
+    var("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| var("HOME").map(|h| Path::new(&h).join(".cache")))
+        .map(|d| d.join("wasmray"))
 }
 
 fn check_pipeline(pipeline: &[String], errors: &mut Errors) {

@@ -18,11 +18,19 @@ pub struct RawConfig {
     pub plugins: RawPlugins,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawAccess {
+    On(bool),
+    File(String),
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLog {
     pub level: Option<String>,
-    pub access: Option<bool>,
+    /// `true`/`false`, or the path of an access-log file.
+    pub access: Option<RawAccess>,
     pub format: Option<String>,
 }
 
@@ -127,6 +135,7 @@ pub struct RawPlugins {
     pub on_error: Option<String>,
     pub dest_override: Option<Vec<String>>,
     pub route_only: Option<bool>,
+    pub cache: Option<String>,
     #[serde(default)]
     pub config: BTreeMap<String, toml::Table>,
 }

@@ -236,7 +236,7 @@ impl LogFields {
         outcome: Outcome,
     ) {
         tracing::info!(
-            target: "access",
+            target: crate::logging::ACCESS_TARGET,
             source = %self.source,
             user = self.user.as_deref().unwrap_or("-"),
             network = %self.network,

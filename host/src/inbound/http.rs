@@ -35,6 +35,8 @@ use crate::session::{Network, SnapshotFields, Target};
 pub struct HttpServer {
     pub tag: Arc<str>,
     pub timeouts: Timeouts,
+    /// Connections served at once (the accept loop's permits).
+    pub max_connections: usize,
     pub ctx: Context,
 }
 

@@ -27,6 +27,8 @@ use crate::session::{Network, SnapshotFields};
 pub struct SocksServer {
     pub tag: Arc<str>,
     pub timeouts: Timeouts,
+    /// Connections served at once (the accept loop's permits).
+    pub max_connections: usize,
     pub ctx: Context,
     /// Empty: no authentication.
     pub accounts: Vec<Account>,

@@ -2,17 +2,49 @@
 //!
 //! As Xray since v25.8.29, bytes 6 and 7 of the id are ignored for the lookup (they
 //! carry `vlessRoute`), so a client may vary them.
+//!
+//! Each user is an [`Arc<UserEntry>`] that its sessions hold. A reload carries the
+//! entries of users that stay over to the new list ([`Users::carry_over`]) and
+//! revokes those that are gone, which ends their sessions; nobody else's are touched.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use subtle::{ConditionallySelectable, ConstantTimeEq};
+use tokio::sync::watch;
 
 use crate::config::User;
 
-#[derive(Debug, Clone)]
+/// One user, as its sessions see it.
+#[derive(Debug)]
+pub struct UserEntry {
+    pub email: Arc<str>,
+    revoked: watch::Sender<bool>,
+}
+
+impl UserEntry {
+    fn new(email: &str) -> Arc<Self> {
+        Arc::new(UserEntry {
+            email: Arc::from(email),
+            revoked: watch::Sender::new(false),
+        })
+    }
+
+    /// Resolves once the user has been removed (at once if it already was).
+    pub async fn revoked(&self) {
+        let mut rx = self.revoked.subscribe();
+        let _ = rx.wait_for(|r| *r).await;
+    }
+
+    fn revoke(&self) {
+        self.revoked.send_replace(true);
+    }
+}
+
+#[derive(Debug, Clone, Default)]
 pub struct Users {
     keys: Vec<[u8; 16]>,
-    emails: Vec<Arc<str>>,
+    entries: Vec<Arc<UserEntry>>,
 }
 
 /// The id with the vlessRoute bytes cleared.
@@ -25,15 +57,51 @@ fn key(id: &[u8; 16]) -> [u8; 16] {
 
 impl Users {
     pub fn new(users: &[User]) -> Self {
-        Self {
-            keys: users.iter().map(|u| key(u.id.as_bytes())).collect(),
-            emails: users.iter().map(|u| Arc::from(u.email.as_str())).collect(),
-        }
+        Self::carry_over(&Users::default(), users)
     }
 
-    /// The email of the user with this id. Compares against every user, in constant
-    /// time per user, so timing does not tell which prefix matched.
-    pub fn find(&self, id: &[u8; 16]) -> Option<Arc<str>> {
+    /// The list for `users`, keeping `old`'s entry (and so its sessions) for every user
+    /// whose id and email are unchanged.
+    pub fn carry_over(old: &Users, users: &[User]) -> Self {
+        let kept: HashMap<[u8; 16], &Arc<UserEntry>> =
+            old.keys.iter().copied().zip(old.entries.iter()).collect();
+        let mut keys = Vec::with_capacity(users.len());
+        let mut entries = Vec::with_capacity(users.len());
+        for user in users {
+            let k = key(user.id.as_bytes());
+            let entry = match kept.get(&k) {
+                Some(e) if *e.email == *user.email => Arc::clone(e),
+                _ => UserEntry::new(&user.email),
+            };
+            keys.push(k);
+            entries.push(entry);
+        }
+        Self { keys, entries }
+    }
+
+    /// Revokes every user of `self` whose id is not in `next`; returns how many.
+    pub fn revoke_missing(&self, next: &Users) -> usize {
+        let mut revoked = 0;
+        for (k, entry) in self.keys.iter().zip(&self.entries) {
+            if !next.keys.contains(k) {
+                entry.revoke();
+                revoked += 1;
+            }
+        }
+        revoked
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The user with this id. Compares against every user, in constant time per user,
+    /// so timing does not tell which prefix matched.
+    pub fn find(&self, id: &[u8; 16]) -> Option<Arc<UserEntry>> {
         let wanted = key(id);
         let mut found = subtle::Choice::from(0);
         let mut index = 0u32;
@@ -43,7 +111,7 @@ impl Users {
             found |= hit;
         }
         bool::from(found)
-            .then(|| self.emails.get(index as usize).cloned())
+            .then(|| self.entries.get(index as usize).cloned())
             .flatten()
     }
 }
@@ -65,12 +133,41 @@ mod tests {
                 email: "alice".into(),
             },
         ]);
+        let email = |id: &[u8; 16]| users.find(id).map(|e| e.email.to_string());
         let mut sent = *id.as_bytes();
-        assert_eq!(users.find(&sent).as_deref(), Some("alice"));
+        assert_eq!(email(&sent).as_deref(), Some("alice"));
         sent[6] = 0xff;
         sent[7] = 0x01;
-        assert_eq!(users.find(&sent).as_deref(), Some("alice"));
+        assert_eq!(email(&sent).as_deref(), Some("alice"));
         sent[0] ^= 1;
-        assert_eq!(users.find(&sent), None);
+        assert_eq!(email(&sent), None);
+    }
+
+    fn user(n: u8, email: &str) -> User {
+        User {
+            id: uuid::Uuid::from_bytes([n; 16]),
+            email: email.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reload_keeps_the_users_that_stay_and_revokes_the_others() {
+        let old = Users::new(&[user(1, "a"), user(2, "b"), user(3, "c")]);
+        let a = old.find(&[1; 16]).unwrap();
+        let b = old.find(&[2; 16]).unwrap();
+        let c = old.find(&[3; 16]).unwrap();
+        // b is removed, c's email changes, d is new.
+        let next = Users::carry_over(&old, &[user(1, "a"), user(3, "c2"), user(4, "d")]);
+        assert!(Arc::ptr_eq(&a, &next.find(&[1; 16]).unwrap()));
+        assert_eq!(&*next.find(&[3; 16]).unwrap().email, "c2");
+        assert!(next.find(&[2; 16]).is_none());
+        assert_eq!(old.revoke_missing(&next), 1);
+        let now = std::time::Duration::from_millis(50);
+        tokio::time::timeout(now, b.revoked())
+            .await
+            .expect("b is revoked");
+        for kept in [a, c] {
+            assert!(tokio::time::timeout(now, kept.revoked()).await.is_err());
+        }
     }
 }

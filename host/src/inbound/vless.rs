@@ -16,7 +16,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use super::fallback;
-use super::users::Users;
+use super::users::{UserEntry, Users};
 use crate::bufpool::Coalesced;
 use crate::config::{Fallback, Timeouts, VlessInbound};
 use crate::dispatch::{self, Context, Outcome};
@@ -39,6 +39,8 @@ pub struct VlessServer {
     pub users: Users,
     pub fallbacks: Vec<Fallback>,
     pub timeouts: Timeouts,
+    /// Connections served at once (the accept loop's permits).
+    pub max_connections: usize,
     pub ctx: Context,
 }
 
@@ -65,7 +67,7 @@ enum Rejected {
 /// What the first bytes say.
 enum First {
     /// A valid user; the header may still be incomplete.
-    User(Arc<str>),
+    User(Arc<UserEntry>),
     /// Not VLESS, or an unknown user.
     Invalid(Rejected),
     /// Need more bytes to tell (only without fallbacks).
@@ -94,7 +96,13 @@ impl VlessServer {
                 Box::pin(self.fallback(tls, first, peer, local, started)).await
             }
             Ok(Ok(Handshake::Session(tls, header, user, payload))) => {
-                self.session(tls, header, user, payload, peer).await
+                // A user removed by a reload ends its sessions (and Mux.Cool tunnels).
+                tokio::select! {
+                    () = self.session(tls, header, user.email.clone(), payload, peer) => {}
+                    () = user.revoked() => {
+                        tracing::info!(user = %user.email, "user removed by a reload; closing its session");
+                    }
+                }
             }
         }
     }
@@ -251,7 +259,7 @@ type Tls = Box<TlsStream<Coalesced<TcpStream>>>;
 
 enum Handshake {
     Fallback(Tls, BytesMut),
-    Session(Tls, RequestHeader, Arc<str>, BytesMut),
+    Session(Tls, RequestHeader, Arc<UserEntry>, BytesMut),
 }
 
 async fn read_more(

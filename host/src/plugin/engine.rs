@@ -12,13 +12,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::Engine;
+
+use super::cache::DiskCache;
+use super::engine_config::{engine_config, slot_size};
 
 /// How often the epoch ticks: the granularity of call deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
-
-/// Component instances the pool holds at once (all plugins, pooled and in flight).
-const MAX_INSTANCES: u32 = 512;
 
 #[derive(Clone)]
 pub struct PluginEngine {
@@ -26,6 +26,7 @@ pub struct PluginEngine {
     /// The largest memory any instance may have (the pool's slot size).
     pub max_memory: u64,
     calls: Arc<Calls>,
+    cache: Option<DiskCache>,
 }
 
 /// Plugin calls in flight, and the ticker's wake-up.
@@ -57,22 +58,9 @@ impl PluginEngine {
     /// Builds the engine with memory slots of `max_memory` bytes and starts the epoch
     /// ticker, which stops when the engine is dropped.
     pub fn new(max_memory: u64) -> anyhow::Result<Self> {
-        let max_memory = max_memory.next_multiple_of(64 * 1024);
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(MAX_INSTANCES)
-            .total_core_instances(MAX_INSTANCES * 4)
-            .total_memories(MAX_INSTANCES)
-            .total_tables(MAX_INSTANCES * 2)
-            .max_memories_per_component(2)
-            .max_memory_size(usize::try_from(max_memory)?);
-        let mut config = Config::new();
-        config
-            .wasm_component_model(true)
-            .epoch_interruption(true)
-            .memory_reservation(max_memory)
-            .memory_guard_size(64 * 1024)
-            .memory_reservation_for_growth(0)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let max_memory = slot_size(max_memory);
+        #[allow(unused_mut)]
+        let mut config = engine_config(max_memory)?;
         #[cfg(feature = "profiling")]
         if std::env::var_os("WASMRAY_PERFMAP").is_some() {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
@@ -84,7 +72,23 @@ impl PluginEngine {
             engine,
             max_memory,
             calls,
+            cache: None,
         })
+    }
+
+    /// Keeps compiled plugins in `dir` (see `cache`); a directory that cannot be used
+    /// is logged once and the engine compiles without a cache.
+    pub fn with_cache(mut self, dir: Option<&std::path::Path>) -> Self {
+        self.cache = dir.and_then(|d| {
+            DiskCache::open(d)
+                .inspect_err(|e| tracing::warn!("compiled plugin cache off: {e}"))
+                .ok()
+        });
+        self
+    }
+
+    pub(super) fn cache(&self) -> Option<&DiskCache> {
+        self.cache.as_ref()
     }
 
     /// Marks a guest call in flight (waking the ticker if it was asleep).

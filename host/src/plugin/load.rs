@@ -7,6 +7,11 @@
 //! (measured: far below cranelift's compile time), and lets the host check the core
 //! imports itself and name a forbidden one clearly. Ready-made components are
 //! accepted as well.
+//!
+//! Compiling is the slow part (cranelift: hundreds of milliseconds and tens of MiB of
+//! heap per plugin), so it is the last resort: a built-in's precompiled form is tried
+//! first, then the engine's on-disk cache, and only then the compiler (whose output
+//! then goes to the cache).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -16,6 +21,8 @@ use wasmtime::component::Component;
 
 use super::RuntimeLimits;
 use super::bindings::PluginPre;
+use super::builtin::Builtin;
+use super::cache::DiskCache;
 use super::engine::PluginEngine;
 use super::error::PluginError;
 use super::instance::{self, LoadedPlugin, Parts};
@@ -45,16 +52,48 @@ impl fmt::Display for Source {
     }
 }
 
+/// A plugin's code: its wasm, and for a built-in the same compiled ahead of time.
+#[derive(Debug, Clone, Copy)]
+pub struct Code<'a> {
+    pub wasm: &'a [u8],
+    /// `Engine::precompile_component` output, or empty.
+    pub precompiled: &'a [u8],
+}
+
+impl<'a> From<&'a [u8]> for Code<'a> {
+    fn from(wasm: &'a [u8]) -> Self {
+        Code {
+            wasm,
+            precompiled: &[],
+        }
+    }
+}
+
+impl<'a> From<&'a Vec<u8>> for Code<'a> {
+    fn from(wasm: &'a Vec<u8>) -> Self {
+        Code::from(wasm.as_slice())
+    }
+}
+
+impl From<&'static Builtin> for Code<'static> {
+    fn from(b: &'static Builtin) -> Self {
+        Code {
+            wasm: b.wasm,
+            precompiled: b.precompiled,
+        }
+    }
+}
+
 /// Compiles, checks, describes, configures and smoke-tests a plugin. `config_for` gives
 /// the JSON config for the plugin's name (known only after `describe`).
-pub fn load_plugin(
+pub fn load_plugin<'a>(
     engine: &PluginEngine,
-    bytes: &[u8],
+    code: impl Into<Code<'a>>,
     source: Source,
     config_for: &dyn Fn(&str) -> String,
     limits: RuntimeLimits,
 ) -> Result<LoadedPlugin, PluginError> {
-    let component = compile(engine, bytes)?;
+    let component = component(engine, code.into())?;
     check_component(engine, &component)?;
     let linker =
         instance::linker(&engine.engine).map_err(|e| PluginError::Instantiate(format!("{e:#}")))?;
@@ -88,6 +127,30 @@ fn valid_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+}
+
+/// The component for `code`: precompiled, cached or compiled now (then cached).
+fn component(engine: &PluginEngine, code: Code<'_>) -> Result<Component, PluginError> {
+    if !code.precompiled.is_empty() {
+        // SAFETY: `precompiled` comes only from `Builtin`, written by our build script
+        // with wasmtime's own serializer; wasmtime checks that it fits this engine.
+        match unsafe { Component::deserialize(&engine.engine, code.precompiled) } {
+            Ok(c) => return Ok(c),
+            Err(e) => {
+                tracing::debug!("precompiled plugin does not fit this engine ({e:#}); compiling it")
+            }
+        }
+    }
+    let Some(cache) = engine.cache() else {
+        return compile(engine, code.wasm);
+    };
+    let key = DiskCache::key(&engine.engine, code.wasm);
+    if let Some(c) = cache.load(&engine.engine, &key) {
+        return Ok(c);
+    }
+    let component = compile(engine, code.wasm)?;
+    cache.store(&key, &component);
+    Ok(component)
 }
 
 fn compile(engine: &PluginEngine, bytes: &[u8]) -> Result<Component, PluginError> {

@@ -2,6 +2,9 @@
 //!
 //! * `engine`: one wasmtime `Engine` (pooling allocator, epoch interruption) and the
 //!   thread that ticks its epoch, so every call has a deadline.
+//! * `engine_config`: the engine settings, shared with the build script that compiles
+//!   the built-ins ahead of time.
+//! * `cache`: compiled plugins on disk, by content hash.
 //! * `load`: bytes to a validated, configured plugin: core modules are componentized
 //!   with wit-component, imports are checked (no WASI, only `host.log`), the contract
 //!   version is checked, `describe`, `configure` and one smoke call run under limits.
@@ -15,7 +18,9 @@
 
 mod bindings;
 mod builtin;
+mod cache;
 mod engine;
+pub mod engine_config;
 mod error;
 mod instance;
 mod load;
@@ -23,14 +28,15 @@ mod pipeline;
 mod registry;
 mod view;
 
-pub use builtin::BUILTIN;
+pub use bindings::types::Stage;
+pub use builtin::{BUILTIN, Builtin};
 pub use engine::PluginEngine;
 pub use error::PluginError;
 pub use instance::{Answer, LoadedPlugin};
-pub use load::{CONTRACT, Source, load_plugin};
+pub use load::{CONTRACT, Code, Source, load_plugin};
 pub use pipeline::Blocked;
 pub use pipeline::{Pipeline, SniffOutcome, SniffState};
-pub use registry::Registry;
+pub use registry::{Prepared, Registry};
 
 /// What the runtime needs from the configuration.
 #[derive(Debug, Clone)]

@@ -18,7 +18,7 @@ use super::RuntimeLimits;
 use super::builtin::BUILTIN;
 use super::engine::PluginEngine;
 use super::instance::LoadedPlugin;
-use super::load::{Source, load_plugin};
+use super::load::{Code, Source, load_plugin};
 use super::pipeline::{Pipeline, PipelineSettings};
 use crate::config::PluginsConfig;
 
@@ -41,6 +41,14 @@ struct State {
     refused: HashSet<CacheKey>,
 }
 
+/// A pipeline built by [`Registry::prepare`], not yet serving.
+pub struct Prepared {
+    pipeline: Arc<Pipeline>,
+    config: PluginsConfig,
+    /// The generation it was built on.
+    base: u64,
+}
+
 pub struct Registry {
     engine: PluginEngine,
     current: ArcSwap<Pipeline>,
@@ -51,13 +59,13 @@ impl Registry {
     /// Loads the built-ins and the directory. Fails if a pipeline entry is missing or
     /// a built-in is broken; a broken directory file is only logged.
     pub fn start(config: PluginsConfig) -> anyhow::Result<Arc<Registry>> {
-        let engine = PluginEngine::new(config.memory_limit)?;
+        let engine = PluginEngine::new(config.memory_limit)?.with_cache(config.cache.as_deref());
         let mut state = State {
-            config,
+            config: config.clone(),
             cache: HashMap::new(),
             refused: HashSet::new(),
         };
-        let pipeline = build(&engine, &mut state, None)?;
+        let pipeline = build(&engine, &mut state, &config, None)?;
         Ok(Arc::new(Registry {
             engine,
             current: ArcSwap::from_pointee(pipeline),
@@ -77,19 +85,51 @@ impl Registry {
     /// Rebuilds and swaps the pipeline, with a new `[plugins]` config if given.
     /// On failure the current pipeline stays and the error is returned.
     pub fn reload(&self, config: Option<PluginsConfig>) -> anyhow::Result<Arc<Pipeline>> {
-        let mut state = self.lock();
-        if let Some(mut config) = config {
-            if config.memory_limit > self.engine.max_memory {
-                tracing::warn!(
-                    "plugins.memory_limit above {} bytes needs a restart; capped",
-                    self.engine.max_memory
-                );
-                config.memory_limit = self.engine.max_memory;
+        let prepared = match config {
+            Some(config) => self.prepare(config)?,
+            None => {
+                let config = self.lock().config.clone();
+                self.prepare(config)?
             }
-            state.config = config;
+        };
+        Ok(self.commit(prepared))
+    }
+
+    /// Builds the pipeline of `config` without serving it yet: a whole-config reload
+    /// checks everything before it changes anything.
+    pub fn prepare(&self, mut config: PluginsConfig) -> anyhow::Result<Prepared> {
+        if config.memory_limit > self.engine.max_memory {
+            tracing::warn!(
+                "plugins.memory_limit above {} bytes needs a restart; capped",
+                self.engine.max_memory
+            );
+            config.memory_limit = self.engine.max_memory;
         }
+        let mut state = self.lock();
         let current = self.current.load_full();
-        let next = Arc::new(build(&self.engine, &mut state, Some(&current))?);
+        let pipeline = build(&self.engine, &mut state, &config, Some(&current))?;
+        Ok(Prepared {
+            pipeline: Arc::new(pipeline),
+            config,
+            base: current.generation,
+        })
+    }
+
+    /// Serves a prepared pipeline from now on. If the directory changed the pipeline
+    /// meanwhile, it is built again (from cached plugins) so that change is kept.
+    pub fn commit(&self, prepared: Prepared) -> Arc<Pipeline> {
+        let mut state = self.lock();
+        state.config = prepared.config;
+        let current = self.current.load_full();
+        let next = if current.generation == prepared.base {
+            prepared.pipeline
+        } else {
+            let config = state.config.clone();
+            match build(&self.engine, &mut state, &config, Some(&current)) {
+                Ok(p) => Arc::new(p),
+                Err(_) => prepared.pipeline,
+            }
+        };
         self.current.store(next.clone());
         let names: Vec<String> = next
             .plugins
@@ -97,7 +137,7 @@ impl Registry {
             .map(|p| format!("{}@{} ({})", p.name, p.version, p.source))
             .collect();
         tracing::info!(generation = next.generation, plugins = %names.join(", "), "plugin pipeline swapped");
-        Ok(next)
+        next
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -147,26 +187,29 @@ const DEBOUNCE: Duration = Duration::from_millis(150);
 fn build(
     engine: &PluginEngine,
     state: &mut State,
+    config: &PluginsConfig,
     current: Option<&Pipeline>,
 ) -> anyhow::Result<Pipeline> {
     let limits = RuntimeLimits {
-        call_timeout: state.config.call_timeout,
-        memory_limit: state.config.memory_limit,
+        call_timeout: config.call_timeout,
+        memory_limit: config.memory_limit,
     };
     let mut by_name: BTreeMap<String, Arc<LoadedPlugin>> = BTreeMap::new();
-    for (name, bytes) in BUILTIN {
+    for builtin in BUILTIN {
+        let name = builtin.name;
         let plugin = load_cached(
             engine,
             state,
-            (Source::Builtin, Some(*name)),
+            config,
+            (Source::Builtin, Some(name)),
             None,
-            bytes,
+            builtin.into(),
             &limits,
         )
         .map_err(|e| anyhow::anyhow!("built-in plugin {name}: {e}"))?;
         by_name.insert(plugin.name.to_string(), plugin);
     }
-    for (path, plugin) in load_dir(engine, state, current, &limits) {
+    for (path, plugin) in load_dir(engine, state, config, current, &limits) {
         if let Some(old) = by_name.get(&*plugin.name)
             && let Source::File(other) = &old.source
         {
@@ -176,7 +219,7 @@ fn build(
         by_name.insert(plugin.name.to_string(), plugin);
     }
     let mut plugins = Vec::new();
-    for name in &state.config.pipeline {
+    for name in &config.pipeline {
         match by_name.get(name) {
             Some(p) => plugins.push(p.clone()),
             None => anyhow::bail!(
@@ -191,10 +234,10 @@ fn build(
         generation: current.map_or(1, |c| c.generation + 1),
         plugins,
         settings: PipelineSettings {
-            sniff_window: state.config.sniff_window,
-            on_error: state.config.on_error,
-            dest_override: state.config.dest_override.clone(),
-            route_only: state.config.route_only,
+            sniff_window: config.sniff_window,
+            on_error: config.on_error,
+            dest_override: config.dest_override.clone(),
+            route_only: config.route_only,
         },
     })
 }
@@ -204,10 +247,11 @@ fn build(
 fn load_dir(
     engine: &PluginEngine,
     state: &mut State,
+    config: &PluginsConfig,
     current: Option<&Pipeline>,
     limits: &RuntimeLimits,
 ) -> Vec<(PathBuf, Arc<LoadedPlugin>)> {
-    let Some(dir) = state.config.dir.clone() else {
+    let Some(dir) = config.dir.clone() else {
         return Vec::new();
     };
     let mut files = match wasm_files(&dir) {
@@ -235,9 +279,10 @@ fn load_dir(
         match load_cached(
             engine,
             state,
+            config,
             (Source::File(path.clone()), None),
             Some(stamp),
-            &bytes,
+            (&bytes).into(),
             limits,
         ) {
             Ok(p) => loaded.push((path, p)),
@@ -272,13 +317,14 @@ fn read_stamped(path: &Path) -> std::io::Result<(Vec<u8>, (u64, SystemTime))> {
 fn load_cached(
     engine: &PluginEngine,
     state: &mut State,
+    plugins: &PluginsConfig,
     (source, builtin): (Source, Option<&'static str>),
     stamp: Option<(u64, SystemTime)>,
-    bytes: &[u8],
+    code: Code<'_>,
     limits: &RuntimeLimits,
 ) -> Result<Arc<LoadedPlugin>, String> {
     // The config depends on the name, known only after describe; key on all configs.
-    let config = serde_json::to_string(&state.config.config).unwrap_or_default();
+    let config = serde_json::to_string(&plugins.config).unwrap_or_default();
     let key = CacheKey {
         source: source.clone(),
         builtin,
@@ -292,13 +338,13 @@ fn load_cached(
     if state.refused.contains(&key) {
         return Err("refused before".into());
     }
-    let configs = state.config.config.clone();
+    let configs = plugins.config.clone();
     let config_for = move |name: &str| {
         configs
             .get(name)
             .map_or_else(|| "{}".to_string(), |v| v.to_string())
     };
-    match load_plugin(engine, bytes, source.clone(), &config_for, limits.clone()) {
+    match load_plugin(engine, code, source.clone(), &config_for, limits.clone()) {
         Ok(p) => {
             let p = Arc::new(p);
             tracing::info!(plugin = %p.name, version = %p.version, %source, "plugin loaded");

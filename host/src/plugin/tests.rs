@@ -7,8 +7,8 @@ use crate::session::{Network, SnapshotFields, Target};
 fn builtin(name: &str) -> LoadedPlugin {
     let bytes = BUILTIN
         .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, b)| *b)
+        .find(|b| b.name == name)
+        .map(|b| b.wasm)
         .unwrap();
     let engine = PluginEngine::new(16 << 20).unwrap();
     let rules = r#"{"default": "block", "rule": [{"attrs": {"cache-control": "no-cache"}, "outbound": "direct"}]}"#;
