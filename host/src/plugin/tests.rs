@@ -70,3 +70,69 @@ fn reused_instances_answer_each_session_on_its_own() {
         assert_eq!(r.outbound.as_deref(), Some(expected), "round {i}");
     }
 }
+
+/// The plugins config of `text` (a `[plugins]` table) with relative paths in `base`.
+fn plugins_config(base: &std::path::Path, text: &str) -> crate::config::PluginsConfig {
+    let text = format!("[[outbound]]\ntag = \"direct\"\ntype = \"direct\"\n{text}");
+    crate::config::Config::parse(&text, base).unwrap().plugins
+}
+
+#[test]
+fn the_built_ins_default_memory_limit_is_the_one_they_are_precompiled_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = plugins_config(dir.path(), "");
+    assert_eq!(config.memory_limit, engine_config::DEFAULT_MEMORY_LIMIT);
+    let engine = PluginEngine::new(config.memory_limit).unwrap();
+    for b in BUILTIN {
+        assert!(!b.precompiled.is_empty(), "{} is precompiled", b.name);
+        // SAFETY: the build script wrote these with wasmtime's serializer.
+        let fits =
+            unsafe { wasmtime::component::Component::deserialize(&engine.engine, b.precompiled) };
+        assert!(fits.is_ok(), "{}: {:?}", b.name, fits.err());
+    }
+}
+
+#[test]
+fn a_directory_plugin_is_compiled_once_and_loaded_from_the_cache_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let wasm = BUILTIN.iter().find(|b| b.name == "sniff-tls").unwrap().wasm;
+    std::fs::write(plugins.join("tls.wasm"), wasm).unwrap();
+    let config = plugins_config(
+        dir.path(),
+        "[plugins]\ndir = \"plugins\"\ncache = \"cache\"\n",
+    );
+    let entries = || {
+        let mut e: Vec<_> = std::fs::read_dir(dir.path().join("cache"))
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.file_name(), e.metadata().unwrap().modified().unwrap())
+            })
+            .collect();
+        e.sort();
+        e
+    };
+    let first = Registry::start(config.clone()).unwrap();
+    let source = |r: &Registry| {
+        let pipeline = r.pipeline();
+        let p = pipeline
+            .plugins
+            .iter()
+            .find(|p| &*p.name == "sniff-tls")
+            .unwrap();
+        p.source.clone()
+    };
+    assert_eq!(source(&first), Source::File(plugins.join("tls.wasm")));
+    drop(first);
+    let written = entries();
+    assert_eq!(written.len(), 1, "one compiled file: {written:?}");
+    let second = Registry::start(config).unwrap();
+    assert_eq!(source(&second), Source::File(plugins.join("tls.wasm")));
+    assert_eq!(
+        entries(),
+        written,
+        "loaded from the cache, not compiled and written again"
+    );
+}
