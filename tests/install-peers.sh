@@ -11,4 +11,5 @@ if [ -n "$missing" ]; then
   # shellcheck disable=SC2086
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
-v2ray -version | head -1
+# sed reads all of it: with pipefail, head could leave v2ray writing into a closed pipe (exit 141).
+v2ray -version | sed -n 1p
