@@ -6,7 +6,7 @@ use std::hint::black_box;
 
 use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use wasmray::proto::mux::{Frame, Network};
+use wasmray::proto::mux::{Frame, MuxNetwork};
 use wasmray::proto::vless::{Addons, Command, RequestHeader};
 use wasmray::proto::{Address, Destination};
 
@@ -65,7 +65,7 @@ fn mux(c: &mut Criterion) {
     let mut new = BytesMut::new();
     Frame::new_session(
         1,
-        Network::Tcp,
+        MuxNetwork::Tcp,
         target.clone(),
         Some(b"GET / HTTP/1.1\r\n\r\n"),
     )

@@ -24,7 +24,7 @@ use tokio::sync::{Semaphore, watch};
 use tracing::Instrument;
 
 use crate::config::{Config, InboundConfig, InboundKind};
-use crate::dispatch::Context;
+use crate::dispatch::Dispatcher;
 use crate::inbound::http::HttpServer;
 use crate::inbound::socks::SocksServer;
 use crate::inbound::users::Users;
@@ -413,7 +413,7 @@ fn server_for(
     outbounds: &Arc<Outbounds>,
     previous_users: Option<&Users>,
 ) -> anyhow::Result<Server> {
-    let ctx = |timeouts| Context {
+    let dispatcher = |timeouts| Dispatcher {
         registry: registry.clone(),
         outbounds: outbounds.clone(),
         timeouts,
@@ -428,13 +428,13 @@ fn server_for(
             fallbacks: v.fallbacks.clone(),
             timeouts: v.timeouts,
             max_connections: v.max_connections,
-            ctx: ctx(v.timeouts),
+            dispatcher: dispatcher(v.timeouts),
         })),
         InboundKind::Socks(s) => Server::Socks(Arc::new(SocksServer {
             tag,
             timeouts: s.timeouts,
             max_connections: s.max_connections,
-            ctx: ctx(s.timeouts),
+            dispatcher: dispatcher(s.timeouts),
             accounts: s.accounts.clone(),
             udp: s.udp,
         })),
@@ -442,7 +442,7 @@ fn server_for(
             tag,
             timeouts: h.timeouts,
             max_connections: h.max_connections,
-            ctx: ctx(h.timeouts),
+            dispatcher: dispatcher(h.timeouts),
         })),
     })
 }

@@ -164,12 +164,7 @@ async fn print_default(config: &Config, daemon: &Daemon) {
         wasmray::default_config::DEFAULT_SNI,
         config.inbounds[0].listen
     );
-    for link in wasmray::share::links(
-        &config,
-        None,
-        Some(wasmray::default_config::DEFAULT_SNI),
-        true,
-    ) {
+    for link in config.share_links(None, Some(wasmray::default_config::DEFAULT_SNI), true) {
         println!("share link: {link}");
     }
     if let Some(json) = wasmray::default_config::client_json(&config) {
@@ -312,7 +307,7 @@ fn check(path: &Path) -> ExitCode {
 
 fn link(path: &Path, host: Option<&str>, sni: Option<&str>, insecure: bool) -> anyhow::Result<()> {
     let config = load(path)?;
-    let links = wasmray::share::links(&config, host, sni, insecure);
+    let links = config.share_links(host, sni, insecure);
     anyhow::ensure!(
         !links.is_empty(),
         "no VLESS inbound with users in {}",

@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::bufpool;
 use crate::config::Timeouts;
+use crate::session::Outcome;
 
 pub use crate::bufpool::BUF_SIZE;
 
@@ -23,21 +24,16 @@ pub struct Traffic {
     pub down: u64,
 }
 
-/// Why a relay ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum End {
-    /// Both sides closed.
-    Done,
-    /// Nothing moved for the idle (or half-close) timeout.
-    Timeout,
-    /// A read or write failed.
-    Error,
-}
-
-/// Copies client→target and target→client until both are done or a timeout hits.
+/// Copies client→target and target→client until both are done (`Ok`), a timeout hits
+/// (`Timeout`) or a read or write fails (`Error`).
 /// `prefix` is written to the client glued to the first downlink bytes (the VLESS
 /// response header), or alone before closing if the target sends nothing.
-pub async fn relay<C, T>(client: C, target: T, prefix: &[u8], timeouts: &Timeouts) -> (Traffic, End)
+pub async fn relay<C, T>(
+    client: C,
+    target: T,
+    prefix: &[u8],
+    timeouts: &Timeouts,
+) -> (Traffic, Outcome)
 where
     C: AsyncRead + AsyncWrite + Unpin,
     T: AsyncRead + AsyncWrite + Unpin,
@@ -69,7 +65,7 @@ where
     let end = tokio::select! {
         r = &mut uplink => finish(r, &mut downlink, timeouts.downlink_only, &activity, start).await,
         r = &mut downlink => finish(r, &mut uplink, timeouts.uplink_only, &activity, start).await,
-        _ = &mut idle => End::Timeout,
+        _ = &mut idle => Outcome::Timeout,
     };
     let traffic = Traffic {
         up: up.load(Ordering::Relaxed),
@@ -86,13 +82,13 @@ async fn finish(
     timeout: Duration,
     activity: &AtomicU64,
     start: Instant,
-) -> End {
+) -> Outcome {
     if first.is_err() {
-        return End::Error;
+        return Outcome::Error;
     }
     tokio::select! {
-        r = other => if r.is_ok() { End::Done } else { End::Error },
-        _ = watch_idle(activity, start, timeout) => End::Timeout,
+        r = other => if r.is_ok() { Outcome::Ok } else { Outcome::Error },
+        _ = watch_idle(activity, start, timeout) => Outcome::Timeout,
     }
 }
 
@@ -217,7 +213,7 @@ mod tests {
         user.read_to_end(&mut back).await.unwrap();
         assert_eq!(back, b"bye");
         let (traffic, end) = relay.await.unwrap();
-        assert_eq!(end, End::Done);
+        assert_eq!(end, Outcome::Ok);
         assert_eq!(traffic, Traffic { up: 5, down: 3 });
     }
 }

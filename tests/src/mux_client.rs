@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wasmray::proto::Destination;
-use wasmray::proto::mux::{Frame, Network, Status};
+use wasmray::proto::mux::{Frame, MuxNetwork, Status};
 use wasmray::proto::vless::Command;
 
 use crate::vless_client::{Stream, header, read_response, tls_connect};
@@ -31,7 +31,7 @@ pub async fn open(server: SocketAddr, cert_der: &[u8], uuid: &str) -> std::io::R
 
 /// New (with `data`) for every request, then End for each if `end_after`; frames are
 /// numbered from 1 as Xray's client does.
-pub fn open_frames(requests: &[(Network, Destination, Vec<u8>)], end_after: bool) -> BytesMut {
+pub fn open_frames(requests: &[(MuxNetwork, Destination, Vec<u8>)], end_after: bool) -> BytesMut {
     let mut out = BytesMut::new();
     for (i, (network, target, data)) in requests.iter().enumerate() {
         let id = i as u16 + 1;

@@ -103,7 +103,7 @@ async fn curl_through_the_socks_and_http_inbounds_with_mux_off_and_on() {
     let data = format!("@{}", file.path().display());
     for mux in [false, true] {
         let server = TestServer::start(&server_toml("", "")).await;
-        let link = wasmray::share::links(&server_config(&server), None, Some("localhost"), true);
+        let link = server_config(&server).share_links(None, Some("localhost"), true);
         let use_link = move |text: String| -> String {
             if !mux {
                 return text;

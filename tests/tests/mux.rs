@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wasmray::proto::mux::{Frame, Network};
+use wasmray::proto::mux::{Frame, MuxNetwork};
 use wasmray_tests::mux_client::{collect, open, open_frames};
 use wasmray_tests::peers::{V2ray, fetch_via_socks};
 use wasmray_tests::vless_client::{dest, read_all};
@@ -62,7 +62,7 @@ async fn the_seed_scenario_routes_every_sub_stream_by_its_own_headers() {
     let mut misroutes = 0;
     for round in 0..rounds {
         let requests: Vec<_> = (0..streams)
-            .map(|i| (Network::Tcp, dest(web), request(i).1))
+            .map(|i| (MuxNetwork::Tcp, dest(web), request(i).1))
             .collect();
         let mut tunnel = open(server.addr, &server.certs.cert_der, UUID)
             .await
@@ -103,7 +103,7 @@ async fn a_udp_sub_stream_echoes_with_the_source_address() {
     let mut tunnel = open(server.addr, &server.certs.cert_der, UUID)
         .await
         .unwrap();
-    let mut frames = open_frames(&[(Network::Udp, dest(echo), b"ping".to_vec())], false);
+    let mut frames = open_frames(&[(MuxNetwork::Udp, dest(echo), b"ping".to_vec())], false);
     Frame::keep(1, b"pong").encode(&mut frames).unwrap();
     tunnel.write_all(&frames).await.unwrap();
     let got = read_datagrams(&mut tunnel, 2).await;
@@ -120,7 +120,7 @@ async fn a_malformed_frame_ends_only_its_tunnel() {
         .await
         .unwrap();
     good.write_all(&open_frames(
-        &[(Network::Tcp, dest(echo), b"before".to_vec())],
+        &[(MuxNetwork::Tcp, dest(echo), b"before".to_vec())],
         false,
     ))
     .await
@@ -222,7 +222,7 @@ async fn xudp_is_full_cone_and_reuses_its_global_id_after_a_reconnect() {
         .await
         .unwrap();
     let mut frames = bytes::BytesMut::new();
-    Frame::new_session(0, Network::Udp, dest(who1), Some(b"x"))
+    Frame::new_session(0, MuxNetwork::Udp, dest(who1), Some(b"x"))
         .with_global_id(global_id)
         .encode(&mut frames)
         .unwrap();
@@ -247,7 +247,7 @@ async fn xudp_is_full_cone_and_reuses_its_global_id_after_a_reconnect() {
         .await
         .unwrap();
     let mut frames = bytes::BytesMut::new();
-    Frame::new_session(0, Network::Udp, dest(who1), Some(b"z"))
+    Frame::new_session(0, MuxNetwork::Udp, dest(who1), Some(b"z"))
         .with_global_id(global_id)
         .encode(&mut frames)
         .unwrap();
@@ -263,7 +263,7 @@ async fn xudp_is_full_cone_and_reuses_its_global_id_after_a_reconnect() {
         .await
         .unwrap();
     let mut frames = bytes::BytesMut::new();
-    Frame::new_session(0, Network::Udp, dest(who1), Some(b"w"))
+    Frame::new_session(0, MuxNetwork::Udp, dest(who1), Some(b"w"))
         .with_global_id(*b"another!")
         .encode(&mut frames)
         .unwrap();
@@ -284,7 +284,7 @@ async fn keep_for_an_unknown_id_is_answered_with_end() {
     Frame::keep(7, b"nobody here").encode(&mut frames).unwrap();
     Frame::keep_alive(7).encode(&mut frames).unwrap();
     frames.extend_from_slice(&open_frames(
-        &[(Network::Tcp, dest(echo), b"hello".to_vec())],
+        &[(MuxNetwork::Tcp, dest(echo), b"hello".to_vec())],
         true,
     ));
     tunnel.write_all(&frames).await.unwrap();

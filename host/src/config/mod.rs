@@ -8,6 +8,7 @@ mod inbound;
 mod outbound;
 mod plugins;
 mod raw;
+mod share_links;
 pub mod tls;
 mod units;
 

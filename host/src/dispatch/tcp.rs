@@ -1,5 +1,5 @@
-//! A TCP session: the inbound's handshake answer, decide, connect, replay the held
-//! bytes, relay, log.
+//! A TCP session: the inbound's handshake answer, routing, the dial, the replay of the
+//! held bytes, the relay.
 //!
 //! When the answer goes out depends on the inbound. A VLESS client sends its payload
 //! with the header and takes the response header glued to the first downlink bytes.
@@ -8,16 +8,13 @@
 //! sing-box does when it sniffs); otherwise the outbound is connected first and a
 //! failure gets its proper code (refused, unreachable, blocked).
 
-use std::sync::Arc;
-use std::time::Instant;
-
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use super::{Context, LogFields, Outcome, access_log, decide, end_outcome, pick_outbound};
-use crate::outbound::{Failure, Upstream};
-use crate::relay::{Traffic, relay};
-use crate::session::Snapshot;
+use super::{Dispatcher, SessionLog};
+use crate::outbound::Upstream;
+use crate::relay::relay;
+use crate::session::{Failure, Outcome, Snapshot};
 
 /// What an inbound owes its client once a session's fate is known.
 pub struct Reply<'a> {
@@ -44,113 +41,114 @@ impl<'a> Reply<'a> {
     }
 }
 
-/// Serves one TCP session whose first payload bytes (if any) are in `held`.
-///
-/// The setup (answer, sniff window, routing, dial) runs in its own boxed future that
-/// is freed once the session is connected: a task's size is the largest state it
-/// ever has, and the relay, where a session spends its life, needs far less than a
-/// TLS dial in flight.
-pub async fn tcp_session<S>(
-    ctx: &Context,
-    snapshot: Snapshot,
-    client: S,
-    held: BytesMut,
-    reply: &Reply<'_>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let started = Instant::now();
-    let setup = Box::pin(connect(ctx, snapshot, client, held, reply, started)).await;
-    let Some(c) = setup else { return };
-    let (mut traffic, end) = relay(c.client, c.upstream, c.prefix, &ctx.timeouts).await;
-    traffic.up += c.replayed;
-    c.log
-        .write(Some(&c.tag), traffic, started, end_outcome(end));
-}
-
 /// A session ready to relay.
 struct Connected<'a, S> {
-    /// Inbounds pass large streams boxed (a TLS stream is over a kilobyte).
     client: S,
     upstream: Upstream,
     /// What still goes to the client ahead of the first downlink byte.
     prefix: &'a [u8],
-    log: LogFields,
-    tag: Arc<str>,
     /// Held bytes already sent to the upstream.
     replayed: u64,
 }
 
-/// Answers, decides and dials; a session that goes no further is answered and logged
-/// here.
-async fn connect<'a, S>(
-    ctx: &Context,
-    snapshot: Snapshot,
-    mut client: S,
-    mut held: BytesMut,
-    reply: &Reply<'a>,
-    started: Instant,
-) -> Option<Connected<'a, S>>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let pipeline = ctx.registry.pipeline();
-    let early = reply.client_waits && pipeline.wants_payload() > 0;
-    if early && client.write_all(reply.success).await.is_err() {
-        access_log(&snapshot, None, Traffic::default(), started, Outcome::Error);
-        return None;
+impl Dispatcher {
+    /// Serves one TCP session whose first payload bytes (if any) are in `held`.
+    ///
+    /// The setup (answer, sniff window, routing, dial) runs in its own boxed future
+    /// that is freed once the session is connected: a task's size is the largest state
+    /// it ever has, and the relay, where a session spends its life, needs far less
+    /// than a TLS dial in flight.
+    pub async fn tcp<S>(&self, snapshot: Snapshot, client: S, held: BytesMut, reply: &Reply<'_>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut log = SessionLog::start(&snapshot);
+        let setup = Box::pin(self.connect(snapshot, client, held, reply, &mut log)).await;
+        let Some(c) = setup else { return };
+        let (mut traffic, outcome) = relay(c.client, c.upstream, c.prefix, &self.timeouts).await;
+        traffic.up += c.replayed;
+        log.traffic(traffic);
+        log.end(outcome);
     }
-    let answer_failure = async |client: &mut S, failure| {
-        if !early {
-            let _ = client.write_all(&(reply.failure)(failure)).await;
-        }
-    };
-    let decided = match decide(&pipeline, &snapshot, &mut client, &mut held).await {
-        Ok(s) => s,
-        Err(outcome) => {
-            answer_failure(&mut client, Failure::Blocked).await;
-            access_log(&snapshot, None, Traffic::default(), started, outcome);
+
+    /// Routes a session whose whole first message is `first` (sniffers see only it)
+    /// and connects it, sending `first` ahead: for inbounds that frame each session
+    /// themselves (the HTTP proxy's plain requests). The caller relays and ends `log`.
+    pub async fn open(
+        &self,
+        snapshot: &Snapshot,
+        first: &mut BytesMut,
+        log: &mut SessionLog,
+    ) -> Result<Upstream, Failure> {
+        let mut nothing = tokio::io::empty();
+        let (decided, outbound) = self.route(snapshot, &mut nothing, first, log).await?;
+        dial(outbound, &decided, first, log).await
+    }
+
+    /// Answers, routes and dials; a session that goes no further is answered here.
+    async fn connect<'a, S>(
+        &self,
+        snapshot: Snapshot,
+        mut client: S,
+        mut held: BytesMut,
+        reply: &Reply<'a>,
+        log: &mut SessionLog,
+    ) -> Option<Connected<'a, S>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let early = reply.client_waits && self.registry.pipeline().wants_payload() > 0;
+        if early && client.write_all(reply.success).await.is_err() {
             return None;
         }
-    };
-    let Some(outbound) = pick_outbound(ctx, &decided, started) else {
-        answer_failure(&mut client, Failure::Other).await;
-        return None;
-    };
-    let tag = outbound.tag.clone();
-    let upstream = match outbound.connect(&decided.dial_target, &held).await {
-        Ok(u) => u,
-        Err(e) => {
-            tracing::debug!("{e}");
-            answer_failure(&mut client, e.failure()).await;
-            let outcome = Outcome::of_failed_dial(&e);
-            access_log(&decided, Some(&tag), Traffic::default(), started, outcome);
-            return None;
-        }
-    };
-    let prefix = match (early, reply.client_waits) {
-        (true, _) => &[][..],
-        (false, true) => {
-            if client.write_all(reply.success).await.is_err() {
-                access_log(
-                    &decided,
-                    Some(&tag),
-                    Traffic::default(),
-                    started,
-                    Outcome::Error,
-                );
+        let routed = self.route(&snapshot, &mut client, &mut held, log).await;
+        let dialed = match routed {
+            Ok((decided, outbound)) => dial(outbound, &decided, &held, log).await,
+            Err(failure) => Err(failure),
+        };
+        let upstream = match dialed {
+            Ok(u) => u,
+            Err(failure) => {
+                if !early {
+                    let _ = client.write_all(&(reply.failure)(failure)).await;
+                }
                 return None;
             }
-            &[][..]
+        };
+        let prefix = match (early, reply.client_waits) {
+            (true, _) => &[][..],
+            (false, true) => {
+                if client.write_all(reply.success).await.is_err() {
+                    log.end(Outcome::Error);
+                    return None;
+                }
+                &[][..]
+            }
+            (false, false) => reply.success,
+        };
+        Some(Connected {
+            client,
+            upstream,
+            prefix,
+            replayed: held.len() as u64,
+        })
+    }
+}
+
+/// Connects the decided session, `first` going out ahead of everything else.
+async fn dial(
+    outbound: &crate::outbound::Outbound,
+    decided: &Snapshot,
+    first: &[u8],
+    log: &mut SessionLog,
+) -> Result<Upstream, Failure> {
+    match outbound.connect(&decided.dial_target, first).await {
+        Ok(u) => Ok(u),
+        Err(e) => {
+            tracing::debug!("{e}");
+            let failure = e.failure();
+            log.end(failure.outcome());
+            Err(failure)
         }
-        (false, false) => reply.success,
-    };
-    Some(Connected {
-        client,
-        upstream,
-        prefix,
-        log: LogFields::from(&decided),
-        tag,
-        replayed: held.len() as u64,
-    })
+    }
 }

@@ -18,26 +18,31 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::config::Timeouts;
-use crate::dispatch::{self, Context, Outcome, Reply, decide, pick_outbound};
-use crate::outbound::{Failure, Upstream};
+use crate::dispatch::{Dispatcher, Reply, SessionLog};
+use crate::framed::{FrameError, Limits, read_frame};
+use crate::outbound::Upstream;
 use crate::proto::http1::{
-    BodyFraming, BodyReader, CONNECT_OK, HttpError, RequestHead, RequestTarget, ResponseHead,
-    error_response,
+    BodyFraming, BodyReader, CONNECT_OK, HttpError, MAX_HEAD, RequestHead, RequestTarget,
+    ResponseHead, error_response,
 };
 use crate::relay::Traffic;
-use crate::session::{Network, SnapshotFields, Target};
+use crate::session::{Failure, Network, Outcome, SnapshotFields, Target};
+
+/// What is buffered before giving up on a head: past the codec's own limit
+/// (`MAX_HEAD`), so that its error, with its status, is the one reported.
+const HEAD_LIMIT: usize = 2 * MAX_HEAD;
 
 pub struct HttpServer {
     pub tag: Arc<str>,
     pub timeouts: Timeouts,
     /// Connections served at once (the accept loop's permits).
     pub max_connections: usize,
-    pub ctx: Context,
+    pub dispatcher: Dispatcher,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +55,20 @@ enum ProxyError {
     Truncated,
     #[error("timed out")]
     Timeout,
+    #[error("message head longer than {0} bytes")]
+    TooLong(usize),
+}
+
+impl From<FrameError<HttpError>> for ProxyError {
+    fn from(e: FrameError<HttpError>) -> Self {
+        match e {
+            FrameError::Invalid(e) => ProxyError::Http(e),
+            FrameError::Io(e) => ProxyError::Io(e),
+            FrameError::Closed | FrameError::Truncated(_) => ProxyError::Truncated,
+            FrameError::TooLong(n) => ProxyError::TooLong(n),
+            FrameError::TimedOut => ProxyError::Timeout,
+        }
+    }
 }
 
 fn failure_status(failure: Failure) -> (u16, &'static str) {
@@ -100,7 +119,7 @@ impl HttpServer {
                 .write_all(&error_response(e.status(), &e.to_string()))
                 .await;
         }
-        dispatch::log_rejected(&self.tag, peer, started, &e);
+        SessionLog::rejected(&self.tag, peer, started, &e);
     }
 
     /// CONNECT: the rest of the connection is one TCP session.
@@ -111,7 +130,7 @@ impl HttpServer {
             client_waits: true,
             failure: failure_page,
         };
-        dispatch::tcp_session(&self.ctx, snapshot, tcp, held, &reply).await;
+        self.dispatcher.tcp(snapshot, tcp, held, &reply).await;
     }
 
     /// One plain request and its response; returns whether the client connection
@@ -124,34 +143,16 @@ impl HttpServer {
         head: &RequestHead,
         buf: &mut BytesMut,
     ) -> Result<bool, ProxyError> {
-        let started = Instant::now();
         let request_body = head.body()?;
         let snapshot = SnapshotFields::new(&self.tag, peer, Network::Tcp, target).freeze();
+        let mut log = SessionLog::start(&snapshot);
         let mut first = BytesMut::new();
         head.encode_origin(&mut first);
         // The sniffers see this request's head only: the body is framed, not sniffed.
-        let pipeline = self.ctx.registry.pipeline();
-        let mut nothing = tokio::io::empty();
-        let decided = match decide(&pipeline, &snapshot, &mut nothing, &mut first).await {
-            Ok(d) => d,
-            Err(outcome) => {
-                tcp.write_all(&failure_page(Failure::Blocked)).await?;
-                dispatch::access_log(&snapshot, None, Traffic::default(), started, outcome);
-                return Ok(false);
-            }
-        };
-        let Some(outbound) = pick_outbound(&self.ctx, &decided, started) else {
-            tcp.write_all(&failure_page(Failure::Other)).await?;
-            return Ok(false);
-        };
-        let tag = Some(&*outbound.tag);
-        let upstream = match outbound.connect(&decided.dial_target, &first).await {
+        let upstream = match self.dispatcher.open(&snapshot, &mut first, &mut log).await {
             Ok(u) => u,
-            Err(e) => {
-                tracing::debug!("{e}");
-                tcp.write_all(&failure_page(e.failure())).await?;
-                let outcome = Outcome::of_failed_dial(&e);
-                dispatch::access_log(&decided, tag, Traffic::default(), started, outcome);
+            Err(failure) => {
+                tcp.write_all(&failure_page(failure)).await?;
                 return Ok(false);
             }
         };
@@ -160,15 +161,18 @@ impl HttpServer {
             method: &head.method,
         };
         let result = exchange.run(tcp, upstream, buf, request_body).await;
-        let (mut traffic, outcome, keep) = match result {
-            Ok((t, keep)) => (t, Outcome::Ok, keep && head.keep_alive()),
+        let (mut traffic, keep) = match result {
+            Ok((t, keep)) => {
+                log.end(Outcome::Ok);
+                (t, keep && head.keep_alive())
+            }
             Err((t, e)) => {
                 tracing::debug!(%peer, "http proxy: {e}");
-                (t, Outcome::Error, false)
+                (t, false)
             }
         };
         traffic.up += first.len() as u64;
-        dispatch::access_log(&decided, tag, traffic, started, outcome);
+        log.traffic(traffic);
         Ok(keep)
     }
 }
@@ -180,20 +184,12 @@ async fn read_head(
     buf: &mut BytesMut,
     wait: Duration,
 ) -> Result<Option<RequestHead>, ProxyError> {
-    loop {
-        if let Some((head, used)) = RequestHead::decode(buf)? {
-            buf.advance(used);
-            return Ok(Some(head));
-        }
-        buf.reserve(4096);
-        match tokio::time::timeout(wait, tcp.read_buf(buf)).await {
-            Ok(Ok(0)) if buf.is_empty() => return Ok(None),
-            Ok(Ok(0)) => return Err(ProxyError::Truncated),
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(e.into()),
-            Err(_) if buf.is_empty() => return Ok(None),
-            Err(_) => return Err(ProxyError::Timeout),
-        }
+    let limits = Limits::new(HEAD_LIMIT).until(tokio::time::Instant::now() + wait);
+    match read_frame(tcp, buf, limits, RequestHead::decode).await {
+        Ok(head) => Ok(Some(head)),
+        Err(FrameError::Closed) => Ok(None),
+        Err(FrameError::TimedOut) if buf.is_empty() => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -251,15 +247,8 @@ impl Exchange<'_> {
         let mut sent = 0u64;
         let mut out = BytesMut::new();
         loop {
-            let (head, used) = loop {
-                if let Some(found) = ResponseHead::decode(&buf)? {
-                    break found;
-                }
-                if read_some(upstream, &mut buf, self.idle).await? == 0 {
-                    return Err(ProxyError::Truncated);
-                }
-            };
-            buf.advance(used);
+            let limits = Limits::new(HEAD_LIMIT).until(tokio::time::Instant::now() + self.idle);
+            let head = read_frame(upstream, &mut buf, limits, ResponseHead::decode).await?;
             let framing = head.body(self.method)?;
             let keep = !matches!(framing, BodyFraming::UntilClose) && !head.is_interim();
             out.clear();

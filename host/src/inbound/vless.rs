@@ -19,11 +19,10 @@ use super::fallback;
 use super::users::{UserEntry, Users};
 use crate::bufpool::Coalesced;
 use crate::config::{Fallback, Timeouts, VlessInbound};
-use crate::dispatch::{self, Context, Outcome};
+use crate::dispatch::{Dispatcher, FramedPackets, Reply, SessionLog};
+use crate::framed::{FrameError, Limits, read_frame};
 use crate::proto::vless::{Command, RequestHeader, VlessError};
-use crate::proto::{Address, Destination};
-use crate::relay::Traffic;
-use crate::session::{Network, SnapshotFields, Target};
+use crate::session::{Network, Outcome, SnapshotFields, Target};
 
 /// Xray's first read buffer (`buf.Size`).
 const FIRST_READ: usize = 8192;
@@ -41,7 +40,7 @@ pub struct VlessServer {
     pub timeouts: Timeouts,
     /// Connections served at once (the accept loop's permits).
     pub max_connections: usize,
-    pub ctx: Context,
+    pub dispatcher: Dispatcher,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +53,8 @@ enum Rejected {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Header(#[from] VlessError),
+    #[error("request header longer than {0} bytes")]
+    TooLong(usize),
     #[error("unknown user")]
     UnknownUser,
     #[error("connection closed before a complete header")]
@@ -117,18 +118,16 @@ impl VlessServer {
                     return Ok(Handshake::Fallback(tls, buf));
                 }
                 First::Invalid(e) => return Err(e),
-                First::More => read_more(&mut tls, &mut buf).await?,
+                First::More => {
+                    // Wait for a whole user id, without taking it from the buffer.
+                    let peek =
+                        |b: &[u8]| RequestHeader::peek_user(b).map(|id| id.map(|id| (id, 0)));
+                    read_frame(&mut tls, &mut buf, header_limits(), peek).await?;
+                }
             }
         };
-        loop {
-            match RequestHeader::decode(&buf)? {
-                Some((header, used)) => {
-                    let payload = buf.split_off(used);
-                    return Ok(Handshake::Session(tls, header, user, payload));
-                }
-                None => read_more(&mut tls, &mut buf).await?,
-            }
-        }
+        let header = read_frame(&mut tls, &mut buf, header_limits(), RequestHeader::decode).await?;
+        Ok(Handshake::Session(tls, header, user, buf))
     }
 
     /// The fallback decision on the first read, as Xray makes it.
@@ -171,11 +170,12 @@ impl VlessServer {
                 // Boxed, as the other rare shapes below: the task of a plain TCP
                 // session, the common case, keeps only the size it needs.
                 return Box::pin(crate::mux::serve(
-                    self.ctx.clone(),
+                    self.dispatcher.clone(),
                     fields.freeze(),
                     tls,
                     payload,
                     &RESPONSE,
+                    self.timeouts.idle,
                 ))
                 .await;
             }
@@ -197,21 +197,19 @@ impl VlessServer {
                 Rejected::Flow(header.addons.flow.clone()),
             );
         }
-        let mut fields = SnapshotFields::new(&self.tag, peer, network, target_of(dest));
+        let mut fields = SnapshotFields::new(&self.tag, peer, network, Target::from(dest));
         fields.user = Some(user);
         fields.sni = sni;
         fields.alpn = alpn;
         let snapshot = fields.freeze();
         match network {
             Network::Tcp => {
-                let reply = dispatch::Reply::prefix(&RESPONSE);
-                dispatch::tcp_session(&self.ctx, snapshot, tls, payload, &reply).await
+                let reply = Reply::prefix(&RESPONSE);
+                self.dispatcher.tcp(snapshot, tls, payload, &reply).await
             }
             Network::Udp => {
-                Box::pin(dispatch::udp_session(
-                    &self.ctx, snapshot, tls, payload, &RESPONSE,
-                ))
-                .await
+                let packets = FramedPackets::new(tls, payload, &RESPONSE);
+                Box::pin(self.dispatcher.udp(snapshot, packets)).await
             }
         }
     }
@@ -236,19 +234,18 @@ impl VlessServer {
         };
         let target = Target::new(format!("{:?}", chosen.dest), 0);
         let snapshot = SnapshotFields::new(&self.tag, peer, Network::Tcp, target).freeze();
-        let (traffic, outcome) =
-            match fallback::serve(chosen, tls, first, peer, local, &self.timeouts).await {
-                Ok(t) => (t, Outcome::Fallback),
-                Err(e) => {
-                    tracing::warn!(%peer, "fallback failed: {e}");
-                    (Traffic::default(), Outcome::Error)
-                }
-            };
-        dispatch::access_log(&snapshot, None, traffic, started, outcome);
+        let mut log = SessionLog::start_at(&snapshot, started);
+        match fallback::serve(chosen, tls, first, peer, local, &self.timeouts).await {
+            Ok(traffic) => {
+                log.traffic(traffic);
+                log.end(Outcome::Fallback);
+            }
+            Err(e) => tracing::warn!(%peer, "fallback failed: {e}"),
+        }
     }
 
     fn rejected(&self, peer: SocketAddr, started: Instant, why: Rejected) {
-        dispatch::log_rejected(&self.tag, peer, started, &why);
+        SessionLog::rejected(&self.tag, peer, started, &why);
     }
 }
 
@@ -262,19 +259,21 @@ enum Handshake {
     Session(Tls, RequestHeader, Arc<UserEntry>, BytesMut),
 }
 
-async fn read_more(
-    tls: &mut TlsStream<Coalesced<TcpStream>>,
-    buf: &mut BytesMut,
-) -> Result<(), Rejected> {
-    if buf.len() >= MAX_HEADER.max(FIRST_READ) {
-        return Err(Rejected::Header(VlessError::InvalidAddons(
-            "header too long",
-        )));
-    }
-    buf.reserve(FIRST_READ);
-    match tls.read_buf(buf).await? {
-        0 => Err(Rejected::Truncated),
-        _ => Ok(()),
+/// The request header is read within the first read's size (the handshake's deadline
+/// bounds the time).
+fn header_limits() -> Limits {
+    Limits::new(MAX_HEADER.max(FIRST_READ)).reading(FIRST_READ)
+}
+
+impl From<FrameError<VlessError>> for Rejected {
+    fn from(e: FrameError<VlessError>) -> Self {
+        match e {
+            FrameError::Invalid(e) => Rejected::Header(e),
+            FrameError::TooLong(n) => Rejected::TooLong(n),
+            FrameError::Io(e) => Rejected::Io(e),
+            FrameError::Closed | FrameError::Truncated(_) => Rejected::Truncated,
+            FrameError::TimedOut => Rejected::Timeout,
+        }
     }
 }
 
@@ -288,15 +287,6 @@ fn tls_facts(tls: &TlsStream<Coalesced<TcpStream>>) -> (Option<Arc<str>>, Option
         .and_then(|a| std::str::from_utf8(a).ok())
         .map(Arc::from);
     (sni, alpn)
-}
-
-pub fn target_of(dest: &Destination) -> Target {
-    let host = match &dest.addr {
-        Address::Ipv4(ip) => ip.to_string(),
-        Address::Ipv6(ip) => ip.to_string(),
-        Address::Domain(d) => d.clone(),
-    };
-    Target::new(host, dest.port)
 }
 
 /// Builds the TLS acceptor of a VLESS inbound.

@@ -1,16 +1,20 @@
-//! Mux.Cool: one VLESS connection (command 3) carries many sub-streams. The server
-//! side (`server`, `substream`, `xudp`) and the client's pool (`client`).
+//! Mux.Cool: one VLESS connection (command 3) carries many sub-streams. `tunnel` is
+//! what both ends share (the sub-stream table, the frame queue and its bounds, a
+//! sub-stream as a byte stream); `server` serves a client's tunnel. The client's pool
+//! is on the outbound side (`outbound::mux_pool`), over the same tunnel.
 //!
 //! This is where Xray-core 24.9.30 crashed: every sub-stream's sniffer wrote into one
 //! attribute map shared by the connection. Here every New frame starts a session of
 //! its own, from a snapshot derived from the tunnel's (user, source, SNI, ALPN) with
-//! none of its attributes, and goes through the same sniff window, plugin pipeline,
-//! outbound and access log as a plain VLESS connection (`dispatch`).
+//! none of its attributes, and goes through the same dispatcher (sniff window,
+//! plugins, outbound, access log) as a plain VLESS connection.
 
-mod client;
 mod server;
-mod substream;
-pub mod xudp;
+mod tunnel;
 
-pub use client::{MAX_SESSIONS, MuxClient, MuxPacketTx, MuxPackets, MuxStream};
-pub use server::{MAX_STREAMS, serve};
+pub use crate::proto::mux::MuxNetwork;
+pub use server::{MAX_STREAMS, SubPackets, SubSessions, serve};
+pub use tunnel::{
+    Delivery, MuxStream, OUT_LIMIT, PACKET_QUEUE, Packet, PacketWriter, STALL, STREAM_WINDOW,
+    Tunnel, next_frame, write_frames,
+};

@@ -1,7 +1,10 @@
 //! Outbounds: where a routed session goes. Enum dispatch, no `Box<dyn>` on the hot path.
-//! A TCP session becomes an [`Upstream`], a UDP flow becomes [`Packets`].
+//! A TCP session becomes an [`Upstream`], a UDP flow becomes [`Packets`]; full-cone UDP
+//! (XUDP) is something an outbound offers ([`Outbound::open_cone`]) or refuses.
 
+mod cone;
 mod direct;
+mod mux_pool;
 mod packets;
 mod upstream;
 pub mod vless;
@@ -9,12 +12,13 @@ pub mod vless;
 use std::sync::Arc;
 
 use crate::config::{OutboundConfig, OutboundKind};
-use crate::mux::MuxClient;
 use crate::proto::vless::Command;
-use crate::session::Target;
+use crate::session::{Failure, Target};
 
+pub use cone::REUSE_FOR;
 pub use direct::{connect_tcp, resolve, udp_socket};
-pub use packets::{PacketRx, PacketTx, Packets};
+pub use mux_pool::{MAX_SESSIONS, MuxClient};
+pub use packets::{PacketRx, PacketTx, Packets, read_datagram};
 pub use upstream::Upstream;
 
 /// A configured outbound.
@@ -46,26 +50,14 @@ pub enum OutboundError {
     Connect(Target, std::io::Error),
     #[error("resolve {0}: {1}")]
     Resolve(Target, std::io::Error),
-}
-
-/// Why a session could not be connected, in the terms an inbound answers with
-/// (a SOCKS5 reply code, an HTTP status).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    /// The route stage or a block outbound refused it.
-    Blocked,
-    /// The name did not resolve.
-    UnknownHost,
-    Refused,
-    Unreachable,
-    TimedOut,
-    Other,
+    #[error("outbound {0} offers no full-cone UDP (XUDP goes out direct)")]
+    NoFullCone(Arc<str>),
 }
 
 impl OutboundError {
     pub fn failure(&self) -> Failure {
         match self {
-            OutboundError::Blocked(_) => Failure::Blocked,
+            OutboundError::Blocked(_) | OutboundError::NoFullCone(_) => Failure::Blocked,
             OutboundError::Unknown(_) => Failure::Other,
             OutboundError::Timeout(_) => Failure::TimedOut,
             OutboundError::Resolve(..) => Failure::UnknownHost,
@@ -111,10 +103,10 @@ impl Outbound {
                 Ok(Upstream::Direct(tcp))
             }
             (OutboundKind::Vless(_), _, Some(mux)) => Ok(Upstream::Mux(
-                mux.open_stream(vless::destination(target), first).await?,
+                mux.open_stream(target.destination(), first).await?,
             )),
             (OutboundKind::Vless(cfg), Some(tls), None) => {
-                let command = Command::Tcp(vless::destination(target));
+                let command = Command::Tcp(target.destination());
                 let stream = vless::connect(cfg, tls, command, first).await?;
                 Ok(Upstream::Vless(Box::new(stream)))
             }
@@ -137,19 +129,43 @@ impl Outbound {
                 Ok(Packets::socket(socket))
             }
             (OutboundKind::Vless(_), _, Some(mux)) => {
-                let flow = mux.open_packets(vless::destination(target)).await?;
+                let (tx, rx) = mux.open_packets(target.destination()).await?;
                 Ok(Packets {
-                    tx: PacketTx::Mux(flow.tx),
-                    rx: PacketRx::Mux(flow.rx),
+                    tx: PacketTx::Mux(tx),
+                    rx: PacketRx::Mux(rx),
                 })
             }
             (OutboundKind::Vless(cfg), Some(tls), None) => {
-                let command = Command::Udp(vless::destination(target));
+                let command = Command::Udp(target.destination());
                 Ok(Packets::vless(
                     vless::connect(cfg, tls, command, &[]).await?,
                 ))
             }
             _ => Err(OutboundError::Blocked(self.tag.clone())),
+        }
+    }
+}
+
+impl Outbound {
+    /// Opens a full-cone flow (one socket for every destination, replies tagged with
+    /// their source) whose datagrams without an address go to `target`: only `direct`
+    /// offers it. `global_id` lets a reconnecting XUDP client keep its port.
+    pub async fn open_cone(
+        &self,
+        target: &Target,
+        global_id: Option<[u8; 8]>,
+    ) -> Result<Packets, OutboundError> {
+        match &self.kind {
+            OutboundKind::Direct { .. } => {
+                let (tx, rx) = cone::open(target, global_id)
+                    .await
+                    .map_err(|e| OutboundError::Connect(target.clone(), e))?;
+                Ok(Packets {
+                    tx: PacketTx::Cone(tx),
+                    rx: PacketRx::Cone(rx),
+                })
+            }
+            _ => Err(OutboundError::NoFullCone(self.tag.clone())),
         }
     }
 }

@@ -19,7 +19,7 @@ use super::{OutboundError, connect_tcp};
 use crate::bufpool::Coalesced;
 use crate::config::VlessOutbound;
 use crate::proto::vless::{Addons, Command, RequestHeader};
-use crate::proto::{Address, Destination};
+
 use crate::session::Target;
 
 /// The crypto provider with the cipher-suite order of Go's TLS clients (Xray, v2ray,
@@ -112,15 +112,6 @@ pub async fn connect(
         inner: stream,
         header: Header::Version,
     })
-}
-
-/// A session target in the wire's address form.
-pub fn destination(target: &Target) -> Destination {
-    let addr = match target.ip() {
-        Some(ip) => Address::from_ip(ip),
-        None => Address::Domain(target.host.to_string()),
-    };
-    Destination::new(addr, target.port)
 }
 
 /// Where the response header stands.

@@ -5,6 +5,8 @@
 //! a small pool and reused. An instance that trapped, timed out or hit its memory cap
 //! is dropped, never reused: its state may be inconsistent.
 
+use std::fmt;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use wasmtime::component::{HasSelf, Linker};
@@ -14,9 +16,24 @@ use super::RuntimeLimits;
 use super::bindings::{Plugin, PluginPre, guest, host, types};
 use super::engine::PluginEngine;
 use super::error::PluginError;
-use super::load::Source;
 use super::view::to_wit;
 use crate::session::{Delta, DeltaLimits, Snapshot};
+
+/// Where a plugin came from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Source {
+    Builtin,
+    File(PathBuf),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Builtin => f.write_str("built-in"),
+            Source::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
 
 /// Configured instances kept per plugin.
 const POOL_CAP: usize = 16;

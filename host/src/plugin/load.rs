@@ -13,8 +13,6 @@
 //! first, then the engine's on-disk cache, and only then the compiler (whose output
 //! then goes to the cache).
 
-use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use wasmtime::component::Component;
@@ -25,7 +23,7 @@ use super::builtin::Builtin;
 use super::cache::DiskCache;
 use super::engine::PluginEngine;
 use super::error::PluginError;
-use super::instance::{self, LoadedPlugin, Parts};
+use super::instance::{self, LoadedPlugin, Parts, Source};
 use crate::session::{Network, SnapshotFields, Target};
 
 /// The contract version this host speaks (the WIT package version).
@@ -35,22 +33,6 @@ const GUEST_EXPORT: &str = "wasmray:plugin/guest@0.2.0";
 const HOST_IMPORT: &str = "wasmray:plugin/host@0.2.0";
 /// Types only (no functions); a component imports it because `guest` uses its types.
 const TYPES_IMPORT: &str = "wasmray:plugin/types@0.2.0";
-
-/// Where a plugin came from.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Source {
-    Builtin,
-    File(PathBuf),
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Source::Builtin => f.write_str("built-in"),
-            Source::File(p) => write!(f, "{}", p.display()),
-        }
-    }
-}
 
 /// A plugin's code: its wasm, and for a built-in the same compiled ahead of time.
 #[derive(Debug, Clone, Copy)]

@@ -22,7 +22,8 @@ pub struct PipelineSettings {
 
 #[derive(Debug)]
 pub struct Pipeline {
-    /// Incremented by every swap; sessions log the generation they ran with.
+    /// Incremented by every swap (the swap's log line names it); a reload commits its
+    /// prepared pipeline only onto the generation it was built from.
     pub generation: u64,
     pub plugins: Vec<Arc<LoadedPlugin>>,
     pub settings: PipelineSettings,

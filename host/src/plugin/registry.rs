@@ -18,7 +18,8 @@ use super::RuntimeLimits;
 use super::builtin::BUILTIN;
 use super::engine::PluginEngine;
 use super::instance::LoadedPlugin;
-use super::load::{Code, Source, load_plugin};
+use super::instance::Source;
+use super::load::{Code, load_plugin};
 use super::pipeline::{Pipeline, PipelineSettings};
 use crate::config::PluginsConfig;
 

@@ -40,7 +40,7 @@ pub mod udp;
 pub mod vless;
 
 pub use addr::{AddrError, Address, Destination};
-pub use mux::{Frame as MuxFrame, MuxError, Network, Status as MuxStatus};
+pub use mux::{Frame as MuxFrame, MuxError, MuxNetwork, Status as MuxStatus};
 pub use proxy_protocol::{ProxyAddrs, ProxyError, ProxyHeader, Version as ProxyVersion};
 pub use udp::UdpError;
 pub use vless::{Addons, Command, RequestHeader, ResponseHeader, VlessError};

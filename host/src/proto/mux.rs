@@ -17,7 +17,7 @@
 //! XUDP is not a separate format: it is session id 0 on a command-3 stream,
 //! opened by a `New` UDP frame (optionally with a GlobalID) and continued by
 //! `Keep` frames carrying the datagram's address, e.g.
-//! `Frame::new_session(XUDP_SESSION_ID, Network::Udp, target, Some(packet))
+//! `Frame::new_session(XUDP_SESSION_ID, MuxNetwork::Udp, target, Some(packet))
 //! .with_global_id(id)` and then `Frame::keep_udp(XUDP_SESSION_ID, addr, packet)`.
 //!
 //! Every decoding error here is fatal for the whole mux connection in Xray
@@ -91,7 +91,7 @@ pub enum MuxError {
 
 /// The transport of a sub-session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Network {
+pub enum MuxNetwork {
     Tcp,
     Udp,
 }
@@ -101,7 +101,7 @@ pub enum Network {
 pub enum Status {
     /// Opens a session (status 1).
     New {
-        network: Network,
+        network: MuxNetwork,
         target: Destination,
         /// XUDP GlobalID as sent; all zeros means "none" (see [`Frame::global_id`]).
         global_id: Option<[u8; 8]>,
@@ -124,18 +124,18 @@ pub struct Frame<'a> {
     pub data: Option<&'a [u8]>,
 }
 
-impl Network {
+impl MuxNetwork {
     fn code(self) -> u8 {
         match self {
-            Network::Tcp => NET_TCP,
-            Network::Udp => NET_UDP,
+            MuxNetwork::Tcp => NET_TCP,
+            MuxNetwork::Udp => NET_UDP,
         }
     }
 
-    fn from_code(code: u8) -> Result<Network, MuxError> {
+    fn from_code(code: u8) -> Result<MuxNetwork, MuxError> {
         match code {
-            NET_TCP => Ok(Network::Tcp),
-            NET_UDP => Ok(Network::Udp),
+            NET_TCP => Ok(MuxNetwork::Tcp),
+            NET_UDP => Ok(MuxNetwork::Udp),
             other => Err(MuxError::UnknownNetwork(other)),
         }
     }
@@ -156,7 +156,7 @@ impl<'a> Frame<'a> {
     /// A `New` frame opening `session_id` to `target`, with optional first data.
     pub fn new_session(
         session_id: u16,
-        network: Network,
+        network: MuxNetwork,
         target: Destination,
         data: Option<&'a [u8]>,
     ) -> Self {
@@ -240,7 +240,7 @@ impl<'a> Frame<'a> {
         matches!(
             self.status,
             Status::New {
-                network: Network::Udp,
+                network: MuxNetwork::Udp,
                 ..
             } | Status::Keep { udp_addr: Some(_) }
         )
@@ -289,7 +289,7 @@ impl<'a> Frame<'a> {
                 global_id,
             } => {
                 target.check_encodable()?;
-                let carries_id = *network == Network::Udp && self.data.is_some();
+                let carries_id = *network == MuxNetwork::Udp && self.data.is_some();
                 if global_id.is_some() && !carries_id {
                     return Err(MuxError::MisplacedGlobalId);
                 }
@@ -412,9 +412,9 @@ fn parse_new(
     if meta_len < MIN_NEW_METADATA_LEN {
         return Err(Stop::Invalid(MuxError::NewTooShort(meta_len)));
     }
-    let network = Network::from_code(cur.u8()?).map_err(Stop::Invalid)?;
+    let network = MuxNetwork::from_code(cur.u8()?).map_err(Stop::Invalid)?;
     let target = parse_address(cur)?;
-    let carries_id = network == Network::Udp && has_data && cur.remaining() >= GLOBAL_ID_LEN;
+    let carries_id = network == MuxNetwork::Udp && has_data && cur.remaining() >= GLOBAL_ID_LEN;
     let global_id = if carries_id {
         Some(cur.array::<GLOBAL_ID_LEN>()?)
     } else {
@@ -523,7 +523,7 @@ mod tests {
             b"hello",
         ]
         .concat();
-        let f = Frame::new_session(1, Network::Tcp, example_com_443(), Some(b"hello"));
+        let f = Frame::new_session(1, MuxNetwork::Tcp, example_com_443(), Some(b"hello"));
         check_exact(f, &wire);
     }
 
@@ -553,8 +553,8 @@ mod tests {
             query,
         ]
         .concat();
-        let f =
-            Frame::new_session(XUDP_SESSION_ID, Network::Udp, dns(), Some(query)).with_global_id(G);
+        let f = Frame::new_session(XUDP_SESSION_ID, MuxNetwork::Udp, dns(), Some(query))
+            .with_global_id(G);
         assert_eq!(f.global_id(), Some(G));
         check_exact(f, &wire);
     }
@@ -578,7 +578,7 @@ mod tests {
     #[test]
     fn keep_alive_and_new_without_data() {
         check_exact(Frame::keep_alive(7), &[0x00, 0x04, 0x00, 0x07, 0x04, 0x00]);
-        let f = Frame::new_session(2, Network::Tcp, dns(), None);
+        let f = Frame::new_session(2, MuxNetwork::Tcp, dns(), None);
         check_exact(
             f,
             &[
@@ -713,7 +713,7 @@ mod tests {
         let wire = frame_of(&no_data, None);
         assert_eq!(
             decoded(&wire),
-            Frame::new_session(0, Network::Udp, dns(), None)
+            Frame::new_session(0, MuxNetwork::Udp, dns(), None)
         );
         // TCP never carries one.
         let mut tcp = meta_udp.clone();
@@ -721,20 +721,20 @@ mod tests {
         let wire = frame_of(&tcp, Some(b"q"));
         assert_eq!(
             decoded(&wire),
-            Frame::new_session(0, Network::Tcp, dns(), Some(b"q"))
+            Frame::new_session(0, MuxNetwork::Tcp, dns(), Some(b"q"))
         );
         // Fewer than 8 remaining bytes: no id.
         let wire = frame_of(&meta_udp[..19], Some(b"q"));
         assert_eq!(
             decoded(&wire).status,
             Status::New {
-                network: Network::Udp,
+                network: MuxNetwork::Udp,
                 target: dns(),
                 global_id: None
             }
         );
         // An all-zero id is kept on the wire but means "none".
-        let f = Frame::new_session(0, Network::Udp, dns(), Some(b"q")).with_global_id([0; 8]);
+        let f = Frame::new_session(0, MuxNetwork::Udp, dns(), Some(b"q")).with_global_id([0; 8]);
         let wire = encoded(&f);
         let back = decoded(&wire);
         assert_eq!(back, f);
@@ -798,9 +798,9 @@ mod tests {
     #[test]
     fn encoder_refusals() {
         let mut b = BytesMut::new();
-        let tcp_id = Frame::new_session(1, Network::Tcp, dns(), Some(b"x")).with_global_id(G);
+        let tcp_id = Frame::new_session(1, MuxNetwork::Tcp, dns(), Some(b"x")).with_global_id(G);
         assert_eq!(tcp_id.encode(&mut b), Err(MuxError::MisplacedGlobalId));
-        let no_data_id = Frame::new_session(1, Network::Udp, dns(), None).with_global_id(G);
+        let no_data_id = Frame::new_session(1, MuxNetwork::Udp, dns(), None).with_global_id(G);
         assert_eq!(no_data_id.encode(&mut b), Err(MuxError::MisplacedGlobalId));
         let big_udp = vec![0u8; MAX_UDP_DATA + 1];
         assert_eq!(
@@ -814,7 +814,7 @@ mod tests {
         );
         let long_name = Destination::new(Address::Domain("a".repeat(256)), 1);
         assert_eq!(
-            Frame::new_session(1, Network::Tcp, long_name, None).encode(&mut b),
+            Frame::new_session(1, MuxNetwork::Tcp, long_name, None).encode(&mut b),
             Err(MuxError::Address(AddrError::DomainTooLong(256)))
         );
         assert!(b.is_empty(), "nothing written on error");
@@ -823,13 +823,13 @@ mod tests {
 
     #[test]
     fn first_frame_xudp_detection() {
-        let xudp = encoded(&Frame::new_session(0, Network::Udp, dns(), Some(b"q")));
+        let xudp = encoded(&Frame::new_session(0, MuxNetwork::Udp, dns(), Some(b"q")));
         assert!(is_first_frame_xudp(&xudp));
         assert!(is_first_frame_xudp(&xudp[..7]));
         assert!(!is_first_frame_xudp(&xudp[..6]));
-        let tcp = encoded(&Frame::new_session(1, Network::Tcp, dns(), None));
+        let tcp = encoded(&Frame::new_session(1, MuxNetwork::Tcp, dns(), None));
         assert!(!is_first_frame_xudp(&tcp));
-        let udp_session_1 = encoded(&Frame::new_session(1, Network::Udp, dns(), None));
+        let udp_session_1 = encoded(&Frame::new_session(1, MuxNetwork::Udp, dns(), None));
         assert!(!is_first_frame_xudp(&udp_session_1));
     }
 
@@ -841,7 +841,11 @@ mod tests {
                 proptest::option::of(any::<[u8; 8]>())
             )
                 .prop_map(|(udp, target, global_id)| Status::New {
-                    network: if udp { Network::Udp } else { Network::Tcp },
+                    network: if udp {
+                        MuxNetwork::Udp
+                    } else {
+                        MuxNetwork::Tcp
+                    },
                     target,
                     global_id,
                 }),
@@ -862,7 +866,7 @@ mod tests {
                 if let Status::New {
                     network, global_id, ..
                 } = &mut status
-                    && (*network == Network::Tcp || data.is_none())
+                    && (*network == MuxNetwork::Tcp || data.is_none())
                 {
                     *global_id = None;
                 }

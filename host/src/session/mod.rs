@@ -9,9 +9,13 @@
 //! parent and siblings never see.
 
 mod delta;
+mod end;
 mod merge;
 mod snapshot;
+mod target;
 
 pub use delta::{Delta, DeltaError, DeltaLimits};
+pub use end::{Failure, Outcome};
 pub use merge::{Merge, apply_sniffed, merge};
-pub use snapshot::{Network, Snapshot, SnapshotFields, Target};
+pub use snapshot::{Snapshot, SnapshotFields};
+pub use target::{Network, Target};

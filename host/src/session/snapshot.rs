@@ -1,62 +1,13 @@
 //! The immutable session snapshot.
 
-use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
+
+use super::target::{Network, Target};
 
 /// Attribute map: a persistent (structurally shared) ordered map, so that deriving a
 /// new version copies only the changed path and cloning is O(1).
 pub type Attrs = imbl::OrdMap<Arc<str>, Arc<str>>;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Network {
-    Tcp,
-    Udp,
-}
-
-impl fmt::Display for Network {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Network::Tcp => "tcp",
-            Network::Udp => "udp",
-        })
-    }
-}
-
-/// Where a session wants to go: a domain or an IP literal, and a port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    pub host: Arc<str>,
-    pub port: u16,
-}
-
-impl Target {
-    pub fn new(host: impl Into<Arc<str>>, port: u16) -> Self {
-        Self {
-            host: host.into(),
-            port,
-        }
-    }
-
-    /// The host as an IP address, if it is one.
-    pub fn ip(&self) -> Option<IpAddr> {
-        self.host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse()
-            .ok()
-    }
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
-}
 
 /// Every field of a session version. Build one for a new connection, then freeze it
 /// into a [`Snapshot`].

@@ -30,7 +30,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
-use wasmray::proto::mux::{Frame, Network, Status};
+use wasmray::proto::mux::{Frame, MuxNetwork, Status};
 use wasmray::proto::vless::{Addons, Command, RequestHeader};
 use wasmray::proto::{Address, Destination};
 
@@ -428,7 +428,7 @@ impl Client {
                     "GET /{round}/{id} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nCache-Control: no-cache\r\n\r\n",
                     web.port()
                 );
-                Frame::new_session(id, Network::Tcp, dest(web), Some(request.as_bytes()))
+                Frame::new_session(id, MuxNetwork::Tcp, dest(web), Some(request.as_bytes()))
                     .encode(&mut frames)?;
             }
             let mut s = self.open(Command::Mux, &frames).await?;
@@ -498,7 +498,8 @@ impl Client {
         let mut frames = BytesMut::new();
         for id in 1..=n as u16 {
             let size = each.to_be_bytes();
-            Frame::new_session(id, Network::Tcp, dest(source), Some(&size)).encode(&mut frames)?;
+            Frame::new_session(id, MuxNetwork::Tcp, dest(source), Some(&size))
+                .encode(&mut frames)?;
         }
         let mut s = self.open(Command::Mux, &frames).await?;
         let mut buf = BytesMut::with_capacity(256 * 1024);

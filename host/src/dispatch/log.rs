@@ -1,0 +1,109 @@
+//! The access log: one line per session on the `access` target, written by the
+//! session's [`SessionLog`] when it drops. A session that is cut off (its Mux.Cool
+//! tunnel broke, its task was aborted, a user was revoked) still gets its line, with
+//! result `error` unless it had ended otherwise before.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::relay::Traffic;
+use crate::session::{Network, Outcome, Snapshot, SnapshotFields, Target};
+
+/// A session's access-log line in the making.
+///
+/// It keeps what the line needs, not the decided snapshot, whose attribute map (a
+/// persistent map node of about a kilobyte once a sniffer has written headers) would
+/// otherwise live as long as the connection.
+pub struct SessionLog {
+    source: SocketAddr,
+    user: Option<Arc<str>>,
+    network: Network,
+    target: Target,
+    sniffed: Option<Arc<str>>,
+    protocol: Option<Arc<str>>,
+    outbound: Option<Arc<str>>,
+    traffic: Traffic,
+    started: Instant,
+    outcome: Outcome,
+}
+
+impl SessionLog {
+    /// A session that starts now.
+    pub fn start(snapshot: &Snapshot) -> Self {
+        Self::start_at(snapshot, Instant::now())
+    }
+
+    /// A session that started at `started` (its connection's accept).
+    pub fn start_at(s: &Snapshot, started: Instant) -> Self {
+        SessionLog {
+            source: s.source,
+            user: s.user.clone(),
+            network: s.network,
+            target: s.target.clone(),
+            sniffed: s.sniffed_domain.clone(),
+            protocol: s.protocol.clone(),
+            outbound: None,
+            traffic: Traffic::default(),
+            started,
+            outcome: Outcome::Error,
+        }
+    }
+
+    /// A connection refused before it became a session (bad handshake, unknown user
+    /// with no fallback, timeout): one debug line with the reason, one access line.
+    pub fn rejected(
+        inbound_tag: &str,
+        peer: SocketAddr,
+        started: Instant,
+        why: &dyn std::fmt::Display,
+    ) {
+        tracing::debug!(%peer, "rejected: {why}");
+        let snapshot =
+            SnapshotFields::new(inbound_tag, peer, Network::Tcp, Target::new("-", 0)).freeze();
+        Self::start_at(&snapshot, started).end(Outcome::Rejected);
+    }
+
+    /// The plugin stages decided: the line shows what they found.
+    pub fn decided(&mut self, s: &Snapshot) {
+        self.target = s.target.clone();
+        self.sniffed = s.sniffed_domain.clone();
+        self.protocol = s.protocol.clone();
+    }
+
+    pub fn outbound(&mut self, tag: &Arc<str>) {
+        self.outbound = Some(tag.clone());
+    }
+
+    pub fn traffic(&mut self, traffic: Traffic) {
+        self.traffic = traffic;
+    }
+
+    /// How the session ended (the last call wins).
+    pub fn end(&mut self, outcome: Outcome) {
+        self.outcome = outcome;
+    }
+
+    pub fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+}
+
+impl Drop for SessionLog {
+    fn drop(&mut self) {
+        tracing::info!(
+            target: crate::logging::ACCESS_TARGET,
+            source = %self.source,
+            user = self.user.as_deref().unwrap_or("-"),
+            network = %self.network,
+            target = %self.target,
+            sniffed = self.sniffed.as_deref().unwrap_or("-"),
+            protocol = self.protocol.as_deref().unwrap_or("-"),
+            outbound = self.outbound.as_deref().unwrap_or("-"),
+            up = self.traffic.up,
+            down = self.traffic.down,
+            ms = self.started.elapsed().as_millis() as u64,
+            result = self.outcome.as_str(),
+        );
+    }
+}
