@@ -1,8 +1,52 @@
 //! Small helpers shared across modules.
 
+/// Parses a user id as Xray does (`common/uuid` `ParseString`): 32 hex digits, dashes
+/// anywhere optional, 32 to 36 characters in all. The one parser of user ids, for the
+/// config and for `vless://` links alike. (Xray also maps any other string of up to
+/// 30 bytes to an id through SHA-1; wasmray does not.)
+pub fn parse_user_id(text: &str) -> Option<uuid::Uuid> {
+    if !(32..=36).contains(&text.len()) {
+        return None;
+    }
+    let hex: String = text.chars().filter(|c| *c != '-').collect();
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    uuid::Uuid::try_parse(&hex).ok()
+}
+
 /// The first 8 hex digits of a user id: enough to tell users apart in logs, never the
 /// whole id (which is the user's password).
 pub fn short_id(id: &uuid::Uuid) -> String {
     let hex = id.simple().to_string();
     format!("{}…", hex.get(..8).unwrap_or(&hex))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids_parse_with_or_without_dashes_and_nothing_else() {
+        let id = uuid::Uuid::parse_str("27848739-7e62-4138-9fd3-098a63964b6b").unwrap();
+        for text in [
+            "27848739-7e62-4138-9fd3-098a63964b6b",
+            "278487397e6241389fd3098a63964b6b",
+            "27848739-7e6241389fd3098a63964b6b",
+            "27848739-7E62-4138-9FD3-098A63964B6B",
+        ] {
+            assert_eq!(parse_user_id(text), Some(id), "{text}");
+        }
+        for text in [
+            "",
+            "27848739-7e62-4138-9fd3-098a63964b6",
+            "{27848739-7e62-4138-9fd3-098a63964b6b}",
+            "urn:uuid:27848739-7e62-4138-9fd3-098a63964b6b",
+            "27848739-7e62-4138-9fd3-098a63964b6g",
+            "2784873--9-7e62-4138-9fd3-098a63964b6b",
+            "+27848739e6241389fd3098a63964b6b",
+        ] {
+            assert_eq!(parse_user_id(text), None, "{text}");
+        }
+    }
 }

@@ -163,13 +163,9 @@ fn validate_users(raw: &[RawUser], at: &str, errors: &mut Errors) -> Vec<User> {
     users
 }
 
-/// Parses a user id: 32 hex digits, dashes optional (as Xray).
+/// A user id, as `util::parse_user_id` reads it.
 pub fn parse_uuid(text: &str) -> Result<uuid::Uuid, String> {
-    let hex: String = text.chars().filter(|c| *c != '-').collect();
-    if hex.len() != 32 {
-        return Err(format!("not a UUID: {text:?}"));
-    }
-    uuid::Uuid::try_parse(&hex).map_err(|_| format!("not a UUID: {text:?}"))
+    crate::util::parse_user_id(text).ok_or_else(|| format!("not a UUID: {text:?}"))
 }
 
 fn validate_fallback(raw: &RawFallback) -> Result<Fallback, String> {

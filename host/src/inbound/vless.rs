@@ -167,6 +167,12 @@ impl VlessServer {
                 fields.user = Some(user);
                 fields.sni = sni;
                 fields.alpn = alpn;
+                let mut tls = tls;
+                // The tunnel writer sends a batch of frames in one write: rustls must
+                // take it whole, or it splits it into two syscalls.
+                tls.get_mut()
+                    .1
+                    .set_buffer_limit(Some(crate::mux::TLS_BUFFER));
                 // Boxed, as the other rare shapes below: the task of a plain TCP
                 // session, the common case, keeps only the size it needs.
                 return Box::pin(crate::mux::serve(

@@ -16,5 +16,5 @@ pub use crate::proto::mux::MuxNetwork;
 pub use server::{MAX_STREAMS, SubPackets, SubSessions, serve};
 pub use tunnel::{
     Delivery, MuxStream, OUT_LIMIT, PACKET_QUEUE, Packet, PacketWriter, STALL, STREAM_WINDOW,
-    Tunnel, next_frame, write_frames,
+    TLS_BUFFER, Tunnel, next_frame, write_frames,
 };

@@ -43,6 +43,10 @@ pub const PACKET_QUEUE: usize = 32;
 /// Bytes of frames queued for the writer before writers wait; also about what the
 /// writer sends in one write.
 pub const OUT_LIMIT: usize = 64 * 1024;
+/// The TLS send buffer a tunnel's stream needs: one batch (up to [`OUT_LIMIT`] and one
+/// frame more) with its record overhead, so rustls takes it in one write (its default
+/// 64 KiB would split a batch in two).
+pub const TLS_BUFFER: usize = 2 * OUT_LIMIT;
 /// How long the reader waits on one sub-stream's full inbox before ending it.
 pub const STALL: Duration = Duration::from_secs(2);
 
@@ -75,8 +79,8 @@ struct Outgoing {
     closed: bool,
     /// The writer task, when it waits for frames.
     writer: Option<Waker>,
-    /// Writers waiting for room.
-    waiting: Vec<Waker>,
+    /// Writers waiting for room, in the order they came.
+    waiting: VecDeque<Waker>,
 }
 
 /// Where the reader delivers a sub-stream's data.
@@ -136,6 +140,7 @@ impl Tunnel {
         out.reserve(frame.encoded_len());
         frame.encode(&mut out.buf).map_err(std::io::Error::other)?;
         out.wake_writer();
+        out.pass_room();
         Poll::Ready(Ok(()))
     }
 
@@ -159,6 +164,7 @@ impl Tunnel {
             written += chunk.len();
         }
         out.wake_writer();
+        out.pass_room();
         Poll::Ready(Ok(written))
     }
 
@@ -270,10 +276,36 @@ impl Tunnel {
     }
 }
 
+impl Tunnel {
+    /// Moves everything queued into `spare` (swapping buffers when `spare` is empty)
+    /// and lets a waiting writer use the room.
+    fn take(&self, spare: &mut BytesMut) {
+        let mut out = lock(&self.out);
+        if spare.is_empty() {
+            std::mem::swap(spare, &mut out.buf);
+        } else {
+            spare.extend_from_slice(&out.buf);
+            out.buf.clear();
+        }
+        out.pass_room();
+    }
+}
+
 impl Outgoing {
     fn wait(&mut self, cx: &Context<'_>) {
         if !self.waiting.iter().any(|w| w.will_wake(cx.waker())) {
-            self.waiting.push(cx.waker().clone());
+            self.waiting.push_back(cx.waker().clone());
+        }
+    }
+
+    /// Room was made, or left over by a writer that is done: the next waiting writer
+    /// goes on. One at a time, so a drained queue does not wake every sub-stream to
+    /// find it full again after the first.
+    fn pass_room(&mut self) {
+        if self.buf.len() < OUT_LIMIT
+            && let Some(w) = self.waiting.pop_front()
+        {
+            w.wake();
         }
     }
 
@@ -283,11 +315,12 @@ impl Outgoing {
         }
     }
 
-    /// Makes room for `n` more bytes, growing an empty buffer to a whole batch at once
-    /// rather than doubling through every size on the way.
+    /// Makes room for `n` more bytes. An empty buffer gets room for a whole batch at
+    /// once (writers stop at [`OUT_LIMIT`], so one more frame at most follows), and then
+    /// never grows, which would copy what is queued.
     fn reserve(&mut self, n: usize) {
         if self.buf.capacity() - self.buf.len() < n {
-            self.buf.reserve(n.max(OUT_LIMIT + MAX_STREAM_CHUNK));
+            self.buf.reserve(n.max(OUT_LIMIT + 2 * MAX_STREAM_CHUNK));
         }
     }
 }
@@ -306,30 +339,30 @@ pub async fn write_frames<W: AsyncWrite + Unpin>(
     let mut spare = BytesMut::new();
     spare.extend_from_slice(prefix);
     loop {
-        let closed = std::future::poll_fn(|cx| {
+        let queued = std::future::poll_fn(|cx| {
             let mut out = lock(&tunnel.out);
             if out.buf.is_empty() {
+                // All the room is there: a writer woken for it whose task was dropped
+                // must not leave the others waiting.
+                for w in out.waiting.drain(..) {
+                    w.wake();
+                }
                 if out.closed {
-                    return Poll::Ready(true);
+                    return Poll::Ready(None);
                 }
                 out.writer = Some(cx.waker().clone());
                 return Poll::Pending;
             }
-            if spare.is_empty() {
-                std::mem::swap(&mut spare, &mut out.buf);
-            } else {
-                spare.extend_from_slice(&out.buf);
-                out.buf.clear();
-            }
-            for w in out.waiting.drain(..) {
-                w.wake();
-            }
-            Poll::Ready(false)
+            Poll::Ready(Some(out.buf.len()))
         })
         .await;
-        if closed {
-            break;
+        let Some(queued) = queued else { break };
+        if queued < OUT_LIMIT / 2 {
+            // Woken by the first small write: let the sub-streams that are ready add
+            // theirs first, so one TLS write and one syscall carry them all.
+            tokio::task::yield_now().await;
         }
+        tunnel.take(&mut spare);
         if writer.write_all(&spare).await.is_err() || writer.flush().await.is_err() {
             tunnel.close();
             return;

@@ -288,7 +288,7 @@ pub(crate) mod strategies {
 mod tests {
     use super::strategies::destination;
     use super::*;
-    use crate::proto::test_support::assert_prefixes_incomplete;
+    use crate::proto::test_support::check_all_prefixes;
     use proptest::prelude::*;
 
     fn encoded(d: &Destination) -> Vec<u8> {
@@ -319,7 +319,7 @@ mod tests {
         let d = Destination::new(Address::Domain("example.com".into()), 443);
         assert_eq!(decode_all(wire), Ok(d.clone()));
         assert_eq!(encoded(&d), wire);
-        assert_prefixes_incomplete(wire, Destination::decode);
+        check_all_prefixes(wire, Destination::decode);
     }
 
     #[test]
@@ -329,7 +329,7 @@ mod tests {
         let d = Destination::new(Address::Ipv4(Ipv4Addr::new(8, 8, 8, 8)), 53);
         assert_eq!(decode_all(&wire), Ok(d.clone()));
         assert_eq!(encoded(&d), wire);
-        assert_prefixes_incomplete(&wire, Destination::decode);
+        check_all_prefixes(&wire, Destination::decode);
     }
 
     #[test]
@@ -340,7 +340,7 @@ mod tests {
         assert_eq!(wire.len(), 19);
         assert_eq!(d.encoded_len(), 19);
         assert_eq!(decode_all(&wire), Ok(d));
-        assert_prefixes_incomplete(&wire, Destination::decode);
+        check_all_prefixes(&wire, Destination::decode);
     }
 
     #[test]
@@ -485,7 +485,7 @@ mod tests {
 
         #[test]
         fn prefixes_are_incomplete(d in destination()) {
-            assert_prefixes_incomplete(&encoded(&d), Destination::decode);
+            check_all_prefixes(&encoded(&d), Destination::decode);
         }
 
         #[test]

@@ -213,6 +213,22 @@ pub fn encode_reply(code: u8, bound: SocketAddr, dst: &mut BytesMut) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::test_support::{captured, check_all_prefixes};
+
+    #[test]
+    fn captured_curl_greeting_and_request() {
+        let wire = captured("curl-socks5.bin");
+        let (greeting, used) = Greeting::decode(&wire).unwrap().unwrap();
+        assert_eq!(greeting.methods, vec![NO_AUTH, 1]);
+        let request = &wire[used..];
+        let decoded = check_all_prefixes(request, Request::decode);
+        assert_eq!(decoded.command, CMD_CONNECT);
+        assert_eq!(
+            decoded.target,
+            Destination::new(Address::Domain("example.com".into()), 80)
+        );
+        assert!(matches!(Greeting::decode(&wire[..used - 1]), Ok(None)));
+    }
 
     const CONNECT_DOMAIN: &[u8] = b"\x05\x01\x00\x03\x0bexample.com\x01\xbb";
     const CONNECT_V4: &[u8] = &[5, 1, 0, 1, 127, 0, 0, 1, 0x1f, 0x90];
@@ -226,9 +242,7 @@ mod tests {
         let (r, _) = Request::decode(CONNECT_V4).unwrap().unwrap();
         assert_eq!(r.target.to_string(), "127.0.0.1:8080");
         for input in [CONNECT_DOMAIN, CONNECT_V4] {
-            for end in 0..input.len() {
-                assert_eq!(Request::decode(&input[..end]), Ok(None), "prefix {end}");
-            }
+            check_all_prefixes(input, Request::decode);
         }
     }
 
@@ -280,9 +294,7 @@ mod tests {
             (c.user.as_slice(), c.pass.as_slice(), used),
             (&b"alice"[..], &b"secret"[..], input.len())
         );
-        for end in 0..input.len() {
-            assert_eq!(Credentials::decode(&input[..end]), Ok(None), "prefix {end}");
-        }
+        check_all_prefixes(input, Credentials::decode);
         assert_eq!(
             Credentials::decode(b"\x05\x00"),
             Err(Socks5Error::AuthVersion(5))
