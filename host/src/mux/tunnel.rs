@@ -25,28 +25,22 @@ use std::ops::Range;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker, ready};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Notify, mpsc};
 
+use super::outgoing::{Outgoing, closed};
 use crate::framed::{FrameError, Limits, read_frame_split};
 use crate::proto::Destination;
-use crate::proto::mux::{Frame, MAX_METADATA_LEN, MAX_STREAM_CHUNK, MuxError, Status};
+use crate::proto::mux::{Frame, MAX_METADATA_LEN, MuxError, Status};
 
 /// Uplink bytes one sub-stream may have queued before the reader waits for it.
 pub const STREAM_WINDOW: usize = 64 * 1024;
 /// Datagrams queued for one UDP sub-stream.
 pub const PACKET_QUEUE: usize = 32;
-/// Bytes of frames queued for the writer before writers wait; also about what the
-/// writer sends in one write.
-pub const OUT_LIMIT: usize = 64 * 1024;
-/// The TLS send buffer a tunnel's stream needs: one batch (up to [`OUT_LIMIT`] and one
-/// frame more) with its record overhead, so rustls takes it in one write (its default
-/// 64 KiB would split a batch in two).
-pub const TLS_BUFFER: usize = 2 * OUT_LIMIT;
 /// How long the reader waits on one sub-stream's full inbox before ending it.
 pub const STALL: Duration = Duration::from_secs(2);
 
@@ -65,22 +59,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The shared state of one tunnel.
 #[derive(Default)]
 pub struct Tunnel {
-    out: Mutex<Outgoing>,
+    out: Outgoing,
     streams: Mutex<HashMap<u16, Entry>>,
     /// Close the tunnel once its last sub-stream is gone (a client tunnel that has
     /// used up its session ids).
     close_when_empty: AtomicBool,
-}
-
-#[derive(Default)]
-struct Outgoing {
-    buf: BytesMut,
-    /// No more frames are taken; the writer sends what is queued and shuts down.
-    closed: bool,
-    /// The writer task, when it waits for frames.
-    writer: Option<Waker>,
-    /// Writers waiting for room, in the order they came.
-    waiting: VecDeque<Waker>,
 }
 
 /// Where the reader delivers a sub-stream's data.
@@ -107,78 +90,19 @@ impl Tunnel {
 
     /// Queues `frame` for the writer, waiting while the queue is full.
     pub async fn send(&self, frame: &Frame<'_>) -> std::io::Result<()> {
-        std::future::poll_fn(|cx| self.poll_frame(cx, frame)).await
+        std::future::poll_fn(|cx| self.out.poll_frame(cx, frame)).await
     }
 
     /// Queues a small control frame (End) at once, over the bound if need be: a drop
     /// or an error path cannot wait.
     pub fn send_now(&self, frame: &Frame<'_>) {
-        let mut out = lock(&self.out);
-        if !out.closed
-            && frame.encode(&mut out.buf).is_ok()
-            && let Some(w) = out.writer.take()
-        {
-            w.wake();
-        }
-    }
-
-    /// The outgoing queue, once it has room (or an error once the tunnel is closed).
-    fn poll_room(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<MutexGuard<'_, Outgoing>>> {
-        let mut out = lock(&self.out);
-        if out.closed {
-            return Poll::Ready(Err(closed()));
-        }
-        if out.buf.len() >= OUT_LIMIT {
-            out.wait(cx);
-            return Poll::Pending;
-        }
-        Poll::Ready(Ok(out))
-    }
-
-    fn poll_frame(&self, cx: &mut Context<'_>, frame: &Frame<'_>) -> Poll<std::io::Result<()>> {
-        let mut out = ready!(self.poll_room(cx))?;
-        out.reserve(frame.encoded_len());
-        frame.encode(&mut out.buf).map_err(std::io::Error::other)?;
-        out.wake_writer();
-        out.pass_room();
-        Poll::Ready(Ok(()))
-    }
-
-    /// Writes `data` as Keep frames of sub-stream `id`: as many as fit now, at least
-    /// one chunk, without a copy beyond the one into the outgoing buffer.
-    fn poll_keep(
-        &self,
-        cx: &mut Context<'_>,
-        id: u16,
-        data: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let mut out = ready!(self.poll_room(cx))?;
-        let mut written = 0;
-        for chunk in data.chunks(MAX_STREAM_CHUNK) {
-            if written > 0 && out.buf.len() >= OUT_LIMIT {
-                break;
-            }
-            let frame = Frame::keep(id, chunk);
-            out.reserve(frame.encoded_len());
-            frame.encode(&mut out.buf).map_err(std::io::Error::other)?;
-            written += chunk.len();
-        }
-        out.wake_writer();
-        out.pass_room();
-        Poll::Ready(Ok(written))
+        self.out.send_now(frame);
     }
 
     /// Takes no more frames; the writer sends what is queued and shuts the tunnel down.
     /// Every sub-stream reads its end.
     pub fn close(&self) {
-        {
-            let mut out = lock(&self.out);
-            out.closed = true;
-            out.wake_writer();
-            for w in out.waiting.drain(..) {
-                w.wake();
-            }
-        }
+        self.out.close();
         self.end_reads();
     }
 
@@ -194,7 +118,7 @@ impl Tunnel {
     }
 
     pub fn is_closed(&self) -> bool {
-        lock(&self.out).closed
+        self.out.is_closed()
     }
 
     /// Sub-streams open now.
@@ -276,107 +200,15 @@ impl Tunnel {
     }
 }
 
-impl Tunnel {
-    /// Moves everything queued into `spare` (swapping buffers when `spare` is empty)
-    /// and lets a waiting writer use the room.
-    fn take(&self, spare: &mut BytesMut) {
-        let mut out = lock(&self.out);
-        if spare.is_empty() {
-            std::mem::swap(spare, &mut out.buf);
-        } else {
-            spare.extend_from_slice(&out.buf);
-            out.buf.clear();
-        }
-        out.pass_room();
-    }
-}
-
-impl Outgoing {
-    fn wait(&mut self, cx: &Context<'_>) {
-        if !self.waiting.iter().any(|w| w.will_wake(cx.waker())) {
-            self.waiting.push_back(cx.waker().clone());
-        }
-    }
-
-    /// Room was made, or left over by a writer that is done: the next waiting writer
-    /// goes on. One at a time, so a drained queue does not wake every sub-stream to
-    /// find it full again after the first.
-    fn pass_room(&mut self) {
-        if self.buf.len() < OUT_LIMIT
-            && let Some(w) = self.waiting.pop_front()
-        {
-            w.wake();
-        }
-    }
-
-    fn wake_writer(&mut self) {
-        if let Some(w) = self.writer.take() {
-            w.wake();
-        }
-    }
-
-    /// Makes room for `n` more bytes. An empty buffer gets room for a whole batch at
-    /// once (writers stop at [`OUT_LIMIT`], so one more frame at most follows), and then
-    /// never grows, which would copy what is queued.
-    fn reserve(&mut self, n: usize) {
-        if self.buf.capacity() - self.buf.len() < n {
-            self.buf.reserve(n.max(OUT_LIMIT + 2 * MAX_STREAM_CHUNK));
-        }
-    }
-}
-
-fn closed() -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::BrokenPipe, "mux tunnel closed")
-}
-
-/// Sends the tunnel's frames, the first write glued to `prefix` (the VLESS response
-/// header), until the tunnel is closed and everything queued is sent.
-pub async fn write_frames<W: AsyncWrite + Unpin>(
-    tunnel: Arc<Tunnel>,
-    mut writer: W,
-    prefix: &[u8],
-) {
-    let mut spare = BytesMut::new();
-    spare.extend_from_slice(prefix);
-    loop {
-        let queued = std::future::poll_fn(|cx| {
-            let mut out = lock(&tunnel.out);
-            if out.buf.is_empty() {
-                // All the room is there: a writer woken for it whose task was dropped
-                // must not leave the others waiting.
-                for w in out.waiting.drain(..) {
-                    w.wake();
-                }
-                if out.closed {
-                    return Poll::Ready(None);
-                }
-                out.writer = Some(cx.waker().clone());
-                return Poll::Pending;
-            }
-            Poll::Ready(Some(out.buf.len()))
-        })
-        .await;
-        let Some(queued) = queued else { break };
-        if queued < OUT_LIMIT / 2 {
-            // Woken by the first small write: let the sub-streams that are ready add
-            // theirs first, so one TLS write and one syscall carry them all.
-            tokio::task::yield_now().await;
-        }
-        tunnel.take(&mut spare);
-        if writer.write_all(&spare).await.is_err() || writer.flush().await.is_err() {
-            tunnel.close();
-            return;
-        }
-        spare.clear();
-        if lock(&tunnel.out).buf.is_empty() {
-            // Quiet for now: an idle tunnel keeps no batch buffer.
-            spare = BytesMut::new();
-        }
-    }
-    if !spare.is_empty() {
-        let _ = writer.write_all(&spare).await;
-    }
-    let _ = writer.shutdown().await;
+/// Sends the tunnel's frames to `writer` (see `outgoing`), the first batch glued to
+/// `prefix` (the VLESS response header), until the tunnel is closed and everything
+/// queued is sent; then shuts `writer` down.
+pub async fn write_frames<W>(tunnel: Arc<Tunnel>, writer: W, prefix: &[u8])
+where
+    W: AsyncWrite + Send + Unpin + 'static,
+{
+    tunnel.out.run_writer(writer, prefix).await;
+    tunnel.close();
 }
 
 /// A sub-stream's queued uplink data.
@@ -489,7 +321,7 @@ impl AsyncWrite for MuxStream {
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        self.tunnel.poll_keep(cx, self.id, data)
+        self.tunnel.out.poll_keep(cx, self.id, data)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

@@ -2,6 +2,8 @@
 //! through `next_frame` and `deliver`, back-pressure and ends.
 
 use super::*;
+use crate::mux::OUT_LIMIT;
+use crate::proto::mux::MAX_STREAM_CHUNK;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 /// Decodes every frame in `bytes` as (id, status, data).
