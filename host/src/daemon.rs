@@ -27,10 +27,11 @@ use crate::config::{Config, InboundConfig, InboundKind};
 use crate::dispatch::Dispatcher;
 use crate::inbound::http::HttpServer;
 use crate::inbound::socks::SocksServer;
-use crate::inbound::users::Users;
-use crate::inbound::vless::{VlessServer, acceptor};
+use crate::inbound::vless::VlessServer;
 use crate::outbound::Outbounds;
 use crate::plugin::Registry;
+use crate::security::ServerSecurity;
+use crate::vless::users::Users;
 
 /// A started daemon. Dropping it stops nothing; call [`Daemon::shutdown`].
 pub struct Daemon {
@@ -74,7 +75,7 @@ impl Daemon {
         let plugins = config.plugins.clone();
         let registry = tokio::task::spawn_blocking(move || Registry::start(plugins)).await??;
         let watcher = registry.watch()?;
-        let outbounds = Arc::new(Outbounds::new(&config.outbounds));
+        let outbounds = Arc::new(Outbounds::new(&config.outbounds)?);
         let mut state = State::default();
         for inbound in &config.inbounds {
             let server = server_for(inbound, &registry, &outbounds, None)?;
@@ -123,7 +124,7 @@ impl Daemon {
         let plugins = config.plugins.clone();
         let dir_changed = registry.dir() != plugins.dir;
         let pipeline = tokio::task::spawn_blocking(move || registry.prepare(plugins)).await??;
-        let outbounds = Arc::new(Outbounds::new(&config.outbounds));
+        let outbounds = Arc::new(Outbounds::new(&config.outbounds)?);
         let plan = plan(&state, config, &self.registry, &outbounds).await?;
 
         // Nothing has failed: commit.
@@ -422,8 +423,9 @@ fn server_for(
     Ok(match &inbound.kind {
         InboundKind::Vless(v) => Server::Vless(Arc::new(VlessServer {
             tag,
-            acceptor: acceptor(v)
-                .map_err(|e| anyhow::anyhow!("inbound {}: TLS: {e}", inbound.tag))?,
+            transport: v.transport,
+            security: ServerSecurity::new(v.security, &v.tls)
+                .map_err(|e| anyhow::anyhow!("inbound {}: {e}", inbound.tag))?,
             users: Users::carry_over(previous_users.unwrap_or(&Users::default()), &v.users),
             fallbacks: v.fallbacks.clone(),
             timeouts: v.timeouts,

@@ -28,6 +28,8 @@ pub fn embedded(listen: SocketAddr) -> anyhow::Result<Config> {
             tag: "vless-in".into(),
             listen,
             kind: InboundKind::Vless(VlessInbound {
+                transport: Default::default(),
+                security: Default::default(),
                 tls,
                 users: vec![User {
                     id: uuid::Uuid::new_v4(),

@@ -82,7 +82,15 @@ fn validate_vless(
         .collect();
     let timeouts = inbound_timeouts(raw, at, errors);
     let max_connections = max_connections(raw.max_connections, at, errors);
+    let (transport, security) = super::layers::layers(
+        raw.transport.as_deref(),
+        raw.security.as_deref(),
+        at,
+        errors,
+    );
     Some(VlessInbound {
+        transport,
+        security,
         tls: tls?,
         users,
         fallbacks,
@@ -96,6 +104,8 @@ fn refuse_foreign_fields(raw: &RawInbound, at: &str, errors: &mut Errors) {
     let kind = raw.kind.as_str();
     let foreign = [
         ("tls", raw.tls.is_some(), "vless"),
+        ("transport", raw.transport.is_some(), "vless"),
+        ("security", raw.security.is_some(), "vless"),
         ("users", !raw.users.is_empty(), "vless"),
         ("fallback", !raw.fallback.is_empty(), "vless"),
         ("accounts", !raw.accounts.is_empty(), "socks"),

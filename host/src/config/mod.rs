@@ -5,6 +5,7 @@
 
 mod error;
 mod inbound;
+mod layers;
 mod outbound;
 mod plugins;
 mod raw;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use layers::{Security, Transport};
 pub use plugins::toml_to_json;
 pub use tls::TlsIdentity;
 pub use units::{parse_duration, parse_size};
@@ -97,6 +99,8 @@ impl std::fmt::Debug for Account {
 
 #[derive(Debug, Clone)]
 pub struct VlessInbound {
+    pub transport: Transport,
+    pub security: Security,
     pub tls: TlsIdentity,
     pub users: Vec<User>,
     pub fallbacks: Vec<Fallback>,
@@ -182,6 +186,8 @@ pub enum OutboundKind {
 /// A VLESS-over-TLS server to send sessions to.
 #[derive(Clone)]
 pub struct VlessOutbound {
+    pub transport: Transport,
+    pub security: Security,
     pub host: String,
     pub port: u16,
     pub id: uuid::Uuid,

@@ -9,7 +9,7 @@ use rustls_pki_types::pem::PemObject;
 use super::error::{Errors, check_duplicates};
 use super::raw::{RawMux, RawOutbound};
 use super::units::parse_duration;
-use super::{MuxConfig, OutboundConfig, OutboundKind, VlessOutbound};
+use super::{MuxConfig, OutboundConfig, OutboundKind, Security, Transport, VlessOutbound};
 
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -72,7 +72,15 @@ fn validate_vless(
         None => None,
     };
     let mux = validate_mux(raw.mux.as_ref(), at, errors)?;
+    let (transport, security) = super::layers::layers(
+        raw.transport.as_deref(),
+        raw.security.as_deref(),
+        at,
+        errors,
+    );
     Some(VlessOutbound {
+        transport,
+        security,
         connect_timeout,
         ca,
         mux,
@@ -101,6 +109,8 @@ fn from_fields(raw: &RawOutbound, at: &str, errors: &mut Errors) -> Option<Vless
     };
     let (host, port) = server?;
     Some(VlessOutbound {
+        transport: Transport::Tcp,
+        security: Security::Tls,
         sni: raw.sni.clone().unwrap_or_else(|| host.clone()),
         host,
         port,
@@ -141,6 +151,8 @@ fn from_link(
         crate::share::parse_vless_link(link).map_err(|e| e.to_string()),
     )?;
     Some(VlessOutbound {
+        transport: Transport::Tcp,
+        security: Security::Tls,
         sni: link.sni.unwrap_or_else(|| link.host.clone()),
         host: link.host,
         port: link.port,

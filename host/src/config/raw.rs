@@ -46,6 +46,10 @@ pub struct RawInbound {
     pub uplink_only_timeout: Option<String>,
     pub downlink_only_timeout: Option<String>,
     pub max_connections: Option<u32>,
+    /// vless: the transport layer (`tcp`).
+    pub transport: Option<String>,
+    /// vless: the security layer (`tls`, set up by the `tls` table).
+    pub security: Option<String>,
     pub tls: Option<RawTls>,
     #[serde(default)]
     pub users: Vec<RawUser>,
@@ -98,6 +102,10 @@ pub struct RawOutbound {
     #[serde(rename = "type")]
     pub kind: String,
     pub connect_timeout: Option<String>,
+    /// vless: the transport layer (`tcp`).
+    pub transport: Option<String>,
+    /// vless: the security layer (`tls`, set up by sni, alpn, insecure and ca).
+    pub security: Option<String>,
     /// vless: "host:port" of the server.
     pub server: Option<String>,
     /// vless: the user id.

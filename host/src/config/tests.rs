@@ -164,3 +164,30 @@ fn a_vless_outbound_needs_a_server_and_an_id() {
         "{err}"
     );
 }
+
+#[test]
+fn layers_are_named_or_default_and_unknown_ones_refused() {
+    let c = check(GOOD).unwrap();
+    let InboundKind::Vless(v) = &c.inbounds[0].kind else {
+        panic!("vless")
+    };
+    assert_eq!((v.transport, v.security), (Transport::Tcp, Security::Tls));
+    let named = GOOD.replace(
+        "[inbound.tls]",
+        "transport = \"tcp\"\nsecurity = \"tls\"\n[inbound.tls]",
+    );
+    assert!(check(&named).is_ok());
+    let ws = GOOD.replace(
+        "[inbound.tls]",
+        "transport = \"ws\"\nsecurity = \"reality\"\n[inbound.tls]",
+    );
+    let err = check(&ws).unwrap_err();
+    assert!(
+        err.contains("inbound[0].transport: transport \"ws\" is not supported (tcp is)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("inbound[0].security: security \"reality\" is not supported (tls is)"),
+        "{err}"
+    );
+}

@@ -5,5 +5,4 @@ pub mod fallback;
 pub mod http;
 pub mod socks;
 mod socks_udp;
-pub mod users;
 pub mod vless;

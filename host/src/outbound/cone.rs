@@ -16,9 +16,9 @@ use bytes::Bytes;
 use tokio::net::UdpSocket;
 use tokio::sync::Notify;
 
-use super::direct::resolve;
 use crate::proto::Destination;
 use crate::session::Target;
+use crate::transport::resolve;
 
 /// How long a closed flow's socket waits for its GlobalID to come back.
 pub const REUSE_FOR: Duration = Duration::from_secs(60);

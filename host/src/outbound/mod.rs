@@ -13,10 +13,12 @@ use std::sync::Arc;
 
 use crate::config::{OutboundConfig, OutboundKind};
 use crate::proto::vless::Command;
+use crate::security::{ClientSecurity, SecurityError};
 use crate::session::{Failure, Target};
+use crate::transport::TransportError;
 
 pub use cone::REUSE_FOR;
-pub use direct::{connect_tcp, resolve, udp_socket};
+pub use direct::udp_socket;
 pub use mux_pool::{MAX_SESSIONS, MuxClient};
 pub use packets::{PacketRx, PacketTx, Packets, read_datagram};
 pub use upstream::Upstream;
@@ -26,8 +28,8 @@ pub use upstream::Upstream;
 pub struct Outbound {
     pub tag: Arc<str>,
     pub kind: OutboundKind,
-    /// The TLS client configuration of a vless outbound, built once.
-    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The security layer of a vless outbound, built once.
+    pub security: Option<ClientSecurity>,
     /// The Mux.Cool pool of a vless outbound with mux enabled.
     pub mux: Option<Arc<MuxClient>>,
 }
@@ -44,12 +46,12 @@ pub enum OutboundError {
     Blocked(Arc<str>),
     #[error("no outbound is tagged {0:?}")]
     Unknown(String),
-    #[error("connect to {0} timed out")]
-    Timeout(Target),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("{0}: {1}")]
+    Security(Target, SecurityError),
     #[error("connect to {0}: {1}")]
     Connect(Target, std::io::Error),
-    #[error("resolve {0}: {1}")]
-    Resolve(Target, std::io::Error),
     #[error("outbound {0} offers no full-cone UDP (XUDP goes out direct)")]
     NoFullCone(Arc<str>),
 }
@@ -59,8 +61,8 @@ impl OutboundError {
         match self {
             OutboundError::Blocked(_) | OutboundError::NoFullCone(_) => Failure::Blocked,
             OutboundError::Unknown(_) => Failure::Other,
-            OutboundError::Timeout(_) => Failure::TimedOut,
-            OutboundError::Resolve(..) => Failure::UnknownHost,
+            OutboundError::Transport(e) => e.failure(),
+            OutboundError::Security(..) => Failure::Unreachable,
             OutboundError::Connect(_, e) => match e.kind() {
                 std::io::ErrorKind::ConnectionRefused => Failure::Refused,
                 std::io::ErrorKind::TimedOut => Failure::TimedOut,
@@ -71,32 +73,32 @@ impl OutboundError {
 }
 
 impl Outbound {
-    fn new(config: &OutboundConfig) -> Self {
-        let tls = match &config.kind {
-            OutboundKind::Vless(v) => Some(vless::tls_config(v)),
+    fn new(config: &OutboundConfig) -> Result<Self, SecurityError> {
+        let security = match &config.kind {
+            OutboundKind::Vless(v) => Some(ClientSecurity::new(v)?),
             _ => None,
         };
-        let mux = match (&config.kind, &tls) {
-            (OutboundKind::Vless(v), Some(tls)) if v.mux.enabled => {
-                Some(Arc::new(MuxClient::new(v.clone(), tls.clone())))
+        let mux = match (&config.kind, &security) {
+            (OutboundKind::Vless(v), Some(security)) if v.mux.enabled => {
+                Some(Arc::new(MuxClient::new(v.clone(), security.clone())))
             }
             _ => None,
         };
-        Outbound {
+        Ok(Outbound {
             tag: config.tag.as_str().into(),
             kind: config.kind.clone(),
-            tls,
+            security,
             mux,
-        }
+        })
     }
 
     /// Connects a TCP session to `target`; `first` (the bytes the sniff window held)
     /// goes out ahead of everything else, glued to the protocol header where there is one.
     pub async fn connect(&self, target: &Target, first: &[u8]) -> Result<Upstream, OutboundError> {
         use tokio::io::AsyncWriteExt;
-        match (&self.kind, &self.tls, &self.mux) {
+        match (&self.kind, &self.security, &self.mux) {
             (OutboundKind::Direct { connect_timeout }, _, _) => {
-                let mut tcp = connect_tcp(target, *connect_timeout).await?;
+                let mut tcp = crate::transport::connect(target, *connect_timeout).await?;
                 tcp.write_all(first)
                     .await
                     .map_err(|e| OutboundError::Connect(target.clone(), e))?;
@@ -105,10 +107,10 @@ impl Outbound {
             (OutboundKind::Vless(_), _, Some(mux)) => Ok(Upstream::Mux(
                 mux.open_stream(target.destination(), first).await?,
             )),
-            (OutboundKind::Vless(cfg), Some(tls), None) => {
+            (OutboundKind::Vless(cfg), Some(security), None) => {
                 let command = Command::Tcp(target.destination());
-                let stream = vless::connect(cfg, tls, command, first).await?;
-                Ok(Upstream::Vless(Box::new(stream)))
+                let stream = vless::connect(cfg, security, command, first).await?;
+                Ok(Upstream::Vless(stream))
             }
             _ => Err(OutboundError::Blocked(self.tag.clone())),
         }
@@ -117,10 +119,10 @@ impl Outbound {
     /// Opens a UDP flow to `target`: a connected socket, VLESS command 2, or a UDP
     /// sub-stream of the Mux.Cool pool.
     pub async fn open_packets(&self, target: &Target) -> Result<Packets, OutboundError> {
-        match (&self.kind, &self.tls, &self.mux) {
+        match (&self.kind, &self.security, &self.mux) {
             (OutboundKind::Direct { .. }, _, _) => {
                 let io = |e| OutboundError::Connect(target.clone(), e);
-                let addr = *resolve(target)
+                let addr = *crate::transport::resolve(target)
                     .await?
                     .first()
                     .ok_or_else(|| io(std::io::Error::other("no address")))?;
@@ -135,10 +137,10 @@ impl Outbound {
                     rx: PacketRx::Mux(rx),
                 })
             }
-            (OutboundKind::Vless(cfg), Some(tls), None) => {
+            (OutboundKind::Vless(cfg), Some(security), None) => {
                 let command = Command::Udp(target.destination());
                 Ok(Packets::vless(
-                    vless::connect(cfg, tls, command, &[]).await?,
+                    vless::connect(cfg, security, command, &[]).await?,
                 ))
             }
             _ => Err(OutboundError::Blocked(self.tag.clone())),
@@ -175,8 +177,11 @@ impl Outbound {
 pub struct Outbounds(Vec<Outbound>);
 
 impl Outbounds {
-    pub fn new(configs: &[OutboundConfig]) -> Self {
-        Self(configs.iter().map(Outbound::new).collect())
+    /// Builds every outbound's layers; a configuration one of them cannot use (a
+    /// server name that is not one) fails here, not at the first dial.
+    pub fn new(configs: &[OutboundConfig]) -> Result<Self, SecurityError> {
+        let built: Result<Vec<_>, _> = configs.iter().map(Outbound::new).collect();
+        Ok(Self(built?))
     }
 
     /// The outbound tagged `tag`.

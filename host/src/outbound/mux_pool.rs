@@ -19,13 +19,14 @@ use tokio::io::ReadHalf;
 use tokio::sync::mpsc;
 
 use super::OutboundError;
-use super::vless::{self, VlessStream};
+use super::vless::{self, VlessConn};
 use crate::config::VlessOutbound;
 use crate::framed::FrameError;
 use crate::mux::{MuxNetwork, MuxStream, Packet, PacketWriter, Tunnel, next_frame, write_frames};
 use crate::proto::Destination;
 use crate::proto::mux::{Frame, Status};
 use crate::proto::vless::Command;
+use crate::security::ClientSecurity;
 
 /// Sessions ever allocated on one tunnel (Xray's `MaxConnection`).
 pub const MAX_SESSIONS: u16 = 128;
@@ -33,7 +34,7 @@ pub const MAX_SESSIONS: u16 = 128;
 /// The Mux.Cool pool of one vless outbound.
 pub struct MuxClient {
     server: VlessOutbound,
-    tls: Arc<rustls::ClientConfig>,
+    security: ClientSecurity,
     tunnels: tokio::sync::Mutex<Vec<Arc<ClientTunnel>>>,
     /// Tunnels dialed so far.
     dialed: AtomicU64,
@@ -46,10 +47,10 @@ struct ClientTunnel {
 }
 
 impl MuxClient {
-    pub fn new(server: VlessOutbound, tls: Arc<rustls::ClientConfig>) -> Self {
+    pub fn new(server: VlessOutbound, security: ClientSecurity) -> Self {
         Self {
             server,
-            tls,
+            security,
             tunnels: tokio::sync::Mutex::new(Vec::new()),
             dialed: AtomicU64::new(0),
         }
@@ -105,7 +106,9 @@ impl MuxClient {
     }
 
     async fn dial(&self) -> Result<Arc<ClientTunnel>, OutboundError> {
-        let stream = vless::connect(&self.server, &self.tls, Command::Mux, &[]).await?;
+        let mut stream = vless::connect(&self.server, &self.security, Command::Mux, &[]).await?;
+        // A batch of frames goes out in one write: the layer must take it whole.
+        stream.get_mut().take_writes_of(crate::mux::TLS_BUFFER);
         self.dialed.fetch_add(1, Ordering::Relaxed);
         let (reader, writer) = tokio::io::split(stream);
         let tunnel = Arc::new(ClientTunnel {
@@ -171,7 +174,7 @@ impl ClientTunnel {
 
 /// Reads the tunnel: Keep data to its sub-stream, End closes one. Ends (closing the
 /// tunnel) on EOF, a read error, a malformed frame or idleness.
-async fn read_frames(tunnel: Arc<ClientTunnel>, mut reader: ReadHalf<VlessStream>, idle: Duration) {
+async fn read_frames(tunnel: Arc<ClientTunnel>, mut reader: ReadHalf<VlessConn>, idle: Duration) {
     let mut buf = BytesMut::new();
     let mut seen = 0;
     let why = loop {

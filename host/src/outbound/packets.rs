@@ -12,7 +12,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::cone::{ConeRx, ConeTx};
-use super::vless::VlessStream;
+use super::vless::VlessConn;
 use crate::framed::{FrameError, Limits, read_frame};
 use crate::mux::{Packet, PacketWriter};
 use crate::proto::{Destination, udp};
@@ -26,7 +26,7 @@ pub struct Packets {
 pub enum PacketTx {
     Socket(Arc<UdpSocket>),
     Cone(ConeTx),
-    Vless(WriteHalf<VlessStream>),
+    Vless(WriteHalf<VlessConn>),
     Mux(PacketWriter),
 }
 
@@ -34,7 +34,7 @@ pub enum PacketRx {
     /// The socket and a receive buffer as large as a datagram can be.
     Socket(Arc<UdpSocket>, Vec<u8>),
     Cone(ConeRx),
-    Vless(ReadHalf<VlessStream>, BytesMut),
+    Vless(ReadHalf<VlessConn>, BytesMut),
     Mux(mpsc::Receiver<Packet>),
 }
 
@@ -49,7 +49,7 @@ impl Packets {
     }
 
     /// A VLESS command-2 stream whose header is already sent.
-    pub fn vless(stream: VlessStream) -> Self {
+    pub fn vless(stream: VlessConn) -> Self {
         let (reader, writer) = tokio::io::split(stream);
         Self {
             tx: PacketTx::Vless(writer),

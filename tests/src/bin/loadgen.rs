@@ -332,7 +332,7 @@ impl Client {
             roots.add(cert?)?;
         }
         // Go's cipher-suite order, as the real clients (Xray, v2ray, sing-box) offer.
-        let provider = wasmray::outbound::vless::client_provider();
+        let provider = wasmray::security::client_provider();
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)

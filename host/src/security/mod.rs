@@ -1,0 +1,143 @@
+//! The security layer: what protects a transport's stream, between the transport and
+//! VLESS. TLS now (rustls); REALITY is one more module here, one more arm of
+//! `config::Security` and one more variant of the secured streams. Nothing here knows
+//! VLESS or what the stream carries.
+
+mod tls;
+
+use std::sync::Arc;
+
+use crate::config::{Security, TlsIdentity, VlessOutbound};
+use crate::transport::Stream;
+
+pub use tls::client_provider;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecurityError {
+    #[error("TLS configuration: {0}")]
+    Config(#[from] rustls::Error),
+    #[error("invalid TLS server name {0:?}")]
+    Name(String),
+    #[error("TLS handshake: {0}")]
+    Handshake(std::io::Error),
+}
+
+/// The server side of an inbound's security layer, built once per configuration.
+pub enum ServerSecurity {
+    Tls(tokio_rustls::TlsAcceptor),
+}
+
+/// An accepted, secured connection. Boxed inside: a TLS stream is over a kilobyte, and
+/// every future it passes through would otherwise hold its own copy of that space for
+/// the connection's whole life.
+pub enum Secured {
+    Tls(Box<tokio_rustls::server::TlsStream<Stream>>),
+}
+
+impl ServerSecurity {
+    pub fn new(security: Security, identity: &TlsIdentity) -> Result<Self, SecurityError> {
+        match security {
+            Security::Tls => Ok(ServerSecurity::Tls(tls::acceptor(identity)?)),
+        }
+    }
+
+    /// The handshake. Boxed: it holds a whole TLS state while it runs, and inline it
+    /// would size the task of every connection for its whole life.
+    pub async fn accept(&self, stream: Stream) -> Result<Secured, SecurityError> {
+        match self {
+            ServerSecurity::Tls(acceptor) => {
+                let tls = Box::pin(acceptor.accept(stream))
+                    .await
+                    .map_err(SecurityError::Handshake)?;
+                Ok(Secured::Tls(Box::new(tls)))
+            }
+        }
+    }
+}
+
+impl Secured {
+    /// The server name the client asked for, lower-cased.
+    pub fn sni(&self) -> Option<Arc<str>> {
+        match self {
+            Secured::Tls(tls) => tls
+                .get_ref()
+                .1
+                .server_name()
+                .map(|s| Arc::from(s.to_ascii_lowercase())),
+        }
+    }
+
+    /// The negotiated application protocol.
+    pub fn alpn(&self) -> Option<Arc<str>> {
+        match self {
+            Secured::Tls(tls) => tls
+                .get_ref()
+                .1
+                .alpn_protocol()
+                .and_then(|a| std::str::from_utf8(a).ok())
+                .map(Arc::from),
+        }
+    }
+
+    /// Lets one write of up to `bytes` go out whole (a Mux.Cool batch), where the
+    /// layer would otherwise split it.
+    pub fn take_writes_of(&mut self, bytes: usize) {
+        match self {
+            Secured::Tls(tls) => tls.get_mut().1.set_buffer_limit(Some(bytes)),
+        }
+    }
+}
+
+/// The client side of an outbound's security layer, built once per configuration.
+#[derive(Clone)]
+pub enum ClientSecurity {
+    Tls {
+        config: Arc<rustls::ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+    },
+}
+
+/// A dialed, secured connection.
+pub enum ClientSecured {
+    Tls(Box<tokio_rustls::client::TlsStream<Stream>>),
+}
+
+impl ClientSecurity {
+    pub fn new(cfg: &VlessOutbound) -> Result<Self, SecurityError> {
+        match cfg.security {
+            Security::Tls => {
+                let name = rustls::pki_types::ServerName::try_from(cfg.sni.clone())
+                    .map_err(|_| SecurityError::Name(cfg.sni.clone()))?;
+                Ok(ClientSecurity::Tls {
+                    config: tls::client_config(cfg),
+                    name,
+                })
+            }
+        }
+    }
+
+    pub async fn connect(&self, stream: Stream) -> Result<ClientSecured, SecurityError> {
+        match self {
+            ClientSecurity::Tls { config, name } => {
+                let connector = tokio_rustls::TlsConnector::from(config.clone());
+                let tls = Box::pin(connector.connect(name.clone(), stream))
+                    .await
+                    .map_err(SecurityError::Handshake)?;
+                Ok(ClientSecured::Tls(Box::new(tls)))
+            }
+        }
+    }
+}
+
+impl ClientSecured {
+    /// See [`Secured::take_writes_of`].
+    pub fn take_writes_of(&mut self, bytes: usize) {
+        match self {
+            ClientSecured::Tls(tls) => tls.get_mut().1.set_buffer_limit(Some(bytes)),
+        }
+    }
+}
+
+// Both secured streams are plain byte streams to the layers above.
+crate::util::delegate_io!(Secured { Tls });
+crate::util::delegate_io!(ClientSecured { Tls });
