@@ -299,3 +299,37 @@ async fn keep_for_an_unknown_id_is_answered_with_end() {
     );
     assert_eq!(got[&1].data, b"hello");
 }
+
+/// The session guard writes a sub-stream's access line however it ends: here its
+/// tunnel breaks on a malformed frame while the sub-stream is open, and the session is
+/// cut off mid-relay.
+#[tokio::test]
+async fn a_sub_stream_cut_off_by_a_broken_tunnel_still_gets_its_access_line() {
+    wasmray_tests::logcapture::install();
+    let server = TestServer::start(&server_toml("", "")).await;
+    let echo = servers::echo().await;
+    let mut s = open(server.addr, &server.certs.cert_der, UUID)
+        .await
+        .unwrap();
+    let source = s.get_ref().0.local_addr().unwrap().to_string();
+    let mark = wasmray_tests::logcapture::mark();
+    s.write_all(&open_frames(
+        &[(MuxNetwork::Tcp, dest(echo), b"hello".to_vec())],
+        false,
+    ))
+    .await
+    .unwrap();
+    // The echo comes back (response header, then a Keep frame): the session relays.
+    let mut head = [0u8; 2];
+    s.read_exact(&mut head).await.unwrap();
+    s.write_all(&[0x00, 0x04, 0, 1, 9, 0]).await.unwrap(); // unknown status
+    let _ = tokio::time::timeout(Duration::from_secs(20), read_all(&mut s)).await;
+    let line = wasmray_tests::logcapture::wait_access_line(mark, &source)
+        .await
+        .unwrap_or_else(|| panic!("no access line; log:\n{}", wasmray_tests::logcapture::all()));
+    assert!(
+        line.contains("result=error") || line.contains("result=\"error\""),
+        "{line}"
+    );
+    assert!(line.contains(&format!("target={echo}")), "{line}");
+}
