@@ -37,6 +37,7 @@ pub mod mux;
 pub mod proxy_protocol;
 pub mod socks5;
 pub mod udp;
+pub mod vision;
 pub mod vless;
 
 pub use addr::{AddrError, Address, Destination};
