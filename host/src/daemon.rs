@@ -172,7 +172,7 @@ impl Daemon {
 
     /// Watches the (new) plugin directory instead of the old one.
     fn rewatch(&self) {
-        let mut watcher = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
+        let mut watcher = crate::util::lock(&self.watcher);
         *watcher = None;
         match self.registry.watch() {
             Ok(w) => *watcher = w,

@@ -159,7 +159,7 @@ impl AccessFile {
 
     fn reopen(&self) -> Result<(), LogError> {
         let fresh = open_append(&self.path)?;
-        *self.file.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
+        *crate::util::lock(&self.file) = fresh;
         Ok(())
     }
 }
@@ -197,7 +197,7 @@ impl Drop for AccessLine<'_> {
         if self.line.is_empty() {
             return;
         }
-        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let mut file = crate::util::lock(self.file);
         // A full disk must not stop sessions; the line is lost, as in any logger.
         let _ = file.write_all(&self.line);
     }

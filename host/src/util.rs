@@ -15,6 +15,12 @@ pub fn parse_user_id(text: &str) -> Option<uuid::Uuid> {
     uuid::Uuid::try_parse(&hex).ok()
 }
 
+/// Locks `m`, and goes on with its data if a thread panicked holding it: every mutex
+/// in the host guards state that stays consistent between statements.
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The first 8 hex digits of a user id: enough to tell users apart in logs, never the
 /// whole id (which is the user's password).
 pub fn short_id(id: &uuid::Uuid) -> String {

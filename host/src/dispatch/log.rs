@@ -83,10 +83,6 @@ impl SessionLog {
     pub fn end(&mut self, outcome: Outcome) {
         self.outcome = outcome;
     }
-
-    pub fn outcome(&self) -> Outcome {
-        self.outcome
-    }
 }
 
 impl Drop for SessionLog {

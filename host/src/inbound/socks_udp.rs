@@ -73,22 +73,18 @@ impl Association {
                 }
             };
             let payload = Bytes::copy_from_slice(datagram.get(used..).unwrap_or_default());
-            let flow = Flow {
-                socket: socket.clone(),
-                client: from,
-                uplink: None,
-            };
-            self.send(&mut flows, header.addr, payload, flow);
+            self.send(&mut flows, header.addr, payload, (&socket, from));
         }
     }
 
-    /// Queues `payload` on the flow to `dest`, starting `flow` for it if it has none.
+    /// Queues `payload` on the flow to `dest`, starting a flow that answers through
+    /// `socket` to `client` if it has none.
     fn send(
         &self,
         flows: &mut HashMap<Destination, mpsc::Sender<Bytes>>,
         dest: Destination,
         payload: Bytes,
-        mut flow: Flow,
+        (socket, client): (&Arc<UdpSocket>, SocketAddr),
     ) {
         if flows.get(&dest).is_none_or(|tx| tx.is_closed()) {
             flows.retain(|_, tx| !tx.is_closed());
@@ -98,7 +94,11 @@ impl Association {
             }
             let (tx, rx) = mpsc::channel(FLOW_QUEUE);
             flows.insert(dest.clone(), tx);
-            flow.uplink = Some(rx);
+            let flow = Flow {
+                socket: socket.clone(),
+                client,
+                uplink: rx,
+            };
             let mut fields =
                 SnapshotFields::new(&self.tag, self.peer, Network::Udp, Target::from(&dest));
             fields.user = self.user.clone();
@@ -125,15 +125,12 @@ async fn wait_closed(tcp: &mut TcpStream) {
 struct Flow {
     socket: Arc<UdpSocket>,
     client: SocketAddr,
-    uplink: Option<mpsc::Receiver<Bytes>>,
+    uplink: mpsc::Receiver<Bytes>,
 }
 
 impl ClientPackets for Flow {
     async fn recv(&mut self) -> std::io::Result<Option<(Option<Destination>, Bytes)>> {
-        let Some(uplink) = self.uplink.as_mut() else {
-            return Ok(None);
-        };
-        Ok(uplink.recv().await.map(|d| (None, d)))
+        Ok(self.uplink.recv().await.map(|d| (None, d)))
     }
 
     async fn send(&mut self, source: &Destination, data: &[u8]) -> std::io::Result<()> {

@@ -20,6 +20,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::proto::mux::{Frame, MAX_STREAM_CHUNK};
+use crate::util::lock;
 
 /// Bytes of frames queued before writers wait; about what one batch carries.
 pub const OUT_LIMIT: usize = 64 * 1024;
@@ -27,10 +28,6 @@ pub const OUT_LIMIT: usize = 64 * 1024;
 /// frame more) with its record overhead, so rustls takes it in one write (its default
 /// 64 KiB would split a batch in two).
 pub const TLS_BUFFER: usize = 2 * OUT_LIMIT;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 pub(super) fn closed() -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::BrokenPipe, "mux tunnel closed")

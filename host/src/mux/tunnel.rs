@@ -24,7 +24,7 @@ use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -36,6 +36,7 @@ use super::outgoing::{Outgoing, closed};
 use crate::framed::{FrameError, Limits, read_frame_split};
 use crate::proto::Destination;
 use crate::proto::mux::{Frame, MAX_METADATA_LEN, MuxError, Status};
+use crate::util::lock;
 
 /// Uplink bytes one sub-stream may have queued before the reader waits for it.
 pub const STREAM_WINDOW: usize = 64 * 1024;
@@ -51,10 +52,6 @@ const READ_SIZE: usize = 64 * 1024;
 
 /// A datagram and the address its frame named (None: the sub-stream's target).
 pub type Packet = (Option<Destination>, Bytes);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// The shared state of one tunnel.
 #[derive(Default)]
@@ -291,12 +288,6 @@ pub struct MuxStream {
     inbox: Arc<Inbox>,
     /// End has been sent.
     ended: bool,
-}
-
-impl MuxStream {
-    pub fn id(&self) -> u16 {
-        self.id
-    }
 }
 
 impl AsyncRead for MuxStream {

@@ -76,7 +76,7 @@ async fn socket_for(
     owner: &Arc<Notify>,
 ) -> std::io::Result<Arc<UdpSocket>> {
     if let Some(id) = global_id {
-        let mut ids = registry().lock().unwrap_or_else(|p| p.into_inner());
+        let mut ids = crate::util::lock(registry());
         ids.retain(|_, e| e.expires.is_none_or(|t| t > Instant::now()));
         if let Some(entry) = ids.get_mut(&id) {
             entry.owner.notify_one();
@@ -92,10 +92,7 @@ async fn socket_for(
             owner: owner.clone(),
             expires: None,
         };
-        registry()
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, entry);
+        crate::util::lock(registry()).insert(id, entry);
     }
     Ok(socket)
 }
@@ -130,7 +127,7 @@ impl Drop for ConeRx {
     /// Marks the socket of the GlobalID for reuse, if this flow still owns it.
     fn drop(&mut self) {
         let Some(id) = self.global_id else { return };
-        let mut ids = registry().lock().unwrap_or_else(|p| p.into_inner());
+        let mut ids = crate::util::lock(registry());
         if let Some(entry) = ids.get_mut(&id)
             && Arc::ptr_eq(&entry.owner, &self.owner)
         {

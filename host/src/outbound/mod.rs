@@ -92,6 +92,28 @@ impl Outbound {
         })
     }
 
+    /// Opens a full-cone flow (one socket for every destination, replies tagged with
+    /// their source) whose datagrams without an address go to `target`: only `direct`
+    /// offers it. `global_id` lets a reconnecting XUDP client keep its port.
+    pub async fn open_cone(
+        &self,
+        target: &Target,
+        global_id: Option<[u8; 8]>,
+    ) -> Result<Packets, OutboundError> {
+        match &self.kind {
+            OutboundKind::Direct { .. } => {
+                let (tx, rx) = cone::open(target, global_id)
+                    .await
+                    .map_err(|e| OutboundError::Connect(target.clone(), e))?;
+                Ok(Packets {
+                    tx: PacketTx::Cone(tx),
+                    rx: PacketRx::Cone(rx),
+                })
+            }
+            _ => Err(OutboundError::NoFullCone(self.tag.clone())),
+        }
+    }
+
     /// Connects a TCP session to `target`; `first` (the bytes the sniff window held)
     /// goes out ahead of everything else, glued to the protocol header where there is one.
     pub async fn connect(&self, target: &Target, first: &[u8]) -> Result<Upstream, OutboundError> {
@@ -144,30 +166,6 @@ impl Outbound {
                 ))
             }
             _ => Err(OutboundError::Blocked(self.tag.clone())),
-        }
-    }
-}
-
-impl Outbound {
-    /// Opens a full-cone flow (one socket for every destination, replies tagged with
-    /// their source) whose datagrams without an address go to `target`: only `direct`
-    /// offers it. `global_id` lets a reconnecting XUDP client keep its port.
-    pub async fn open_cone(
-        &self,
-        target: &Target,
-        global_id: Option<[u8; 8]>,
-    ) -> Result<Packets, OutboundError> {
-        match &self.kind {
-            OutboundKind::Direct { .. } => {
-                let (tx, rx) = cone::open(target, global_id)
-                    .await
-                    .map_err(|e| OutboundError::Connect(target.clone(), e))?;
-                Ok(Packets {
-                    tx: PacketTx::Cone(tx),
-                    rx: PacketRx::Cone(rx),
-                })
-            }
-            _ => Err(OutboundError::NoFullCone(self.tag.clone())),
         }
     }
 }

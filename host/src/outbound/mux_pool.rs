@@ -140,7 +140,7 @@ impl MuxClient {
 
 impl ClientTunnel {
     fn allocated(&self) -> std::sync::MutexGuard<'_, u16> {
-        self.allocated.lock().unwrap_or_else(|p| p.into_inner())
+        crate::util::lock(&self.allocated)
     }
 
     fn takes_sessions(&self) -> bool {

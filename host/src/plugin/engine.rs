@@ -96,7 +96,7 @@ impl PluginEngine {
         if self.calls.active.fetch_add(1, Ordering::SeqCst) == 0
             && self.calls.sleeping.load(Ordering::SeqCst)
         {
-            let _held = self.calls.lock.lock().unwrap_or_else(|p| p.into_inner());
+            let _held = crate::util::lock(&self.calls.lock);
             self.calls.wake.notify_one();
         }
         Ticking(self.calls.clone())
@@ -145,7 +145,7 @@ fn start_ticker(engine: &Engine, calls: Arc<Calls>) -> std::io::Result<()> {
 
 /// Waits until a call is in flight; false if the engine is gone meanwhile.
 fn park(calls: &Calls, engine: &wasmtime::EngineWeak) -> bool {
-    let mut held = calls.lock.lock().unwrap_or_else(|p| p.into_inner());
+    let mut held = crate::util::lock(&calls.lock);
     loop {
         calls.sleeping.store(true, Ordering::SeqCst);
         if calls.active.load(Ordering::SeqCst) != 0 {

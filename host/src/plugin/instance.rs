@@ -222,7 +222,7 @@ impl LoadedPlugin {
     }
 
     fn call<R>(&self, f: impl FnOnce(&mut Slot) -> wasmtime::Result<R>) -> Result<R, PluginError> {
-        let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let pooled = crate::util::lock(&self.pool).pop();
         let mut slot = match pooled {
             Some(slot) => slot,
             None => self.new_slot()?,
@@ -241,7 +241,7 @@ impl LoadedPlugin {
     }
 
     fn release(&self, slot: Slot) {
-        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pool = crate::util::lock(&self.pool);
         if pool.len() < POOL_CAP {
             pool.push(slot);
         }
@@ -325,7 +325,7 @@ struct RateLimit {
 impl RateLimit {
     /// `Some(suppressed since the last allowed event)` if this one may be logged.
     fn allow(&self) -> Option<u64> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = crate::util::lock(&self.state);
         let now = std::time::Instant::now();
         match state.0 {
             Some(last) if now.duration_since(last) < std::time::Duration::from_secs(1) => {

@@ -144,7 +144,7 @@ impl Registry {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::util::lock(&self.state)
     }
 
     /// Watches the plugin directory and reloads after changes settle (debounced).

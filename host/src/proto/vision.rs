@@ -179,11 +179,6 @@ impl Unpadder {
         }
     }
 
-    /// Padding is over (or the peer never padded): everything is raw from here on.
-    pub fn is_raw(&self) -> bool {
-        self.state == State::Raw
-    }
-
     /// Consumes what it can of `input`, appending content (or raw bytes) to `out`.
     /// It stops right after an end or direct frame, so the caller sees where raw bytes
     /// begin; `used == 0` with no end means it needs more input.
