@@ -34,6 +34,7 @@ pub fn embedded(listen: SocketAddr) -> anyhow::Result<Config> {
                 users: vec![User {
                     id: uuid::Uuid::new_v4(),
                     email: "default@wasmray".into(),
+                    flow: Default::default(),
                 }],
                 fallbacks: Vec::new(),
                 timeouts: Timeouts::default(),

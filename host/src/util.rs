@@ -28,6 +28,23 @@ pub fn short_id(id: &uuid::Uuid) -> String {
     format!("{}…", hex.get(..8).unwrap_or(&hex))
 }
 
+/// Writes all of `buf` to `w`, advancing `buf` past what went; on `Pending` the rest
+/// stays in `buf` for the next call.
+pub fn poll_write_all<W: tokio::io::AsyncWrite + Unpin>(
+    w: &mut W,
+    cx: &mut std::task::Context<'_>,
+    buf: &mut impl bytes::Buf,
+) -> std::task::Poll<std::io::Result<()>> {
+    while buf.has_remaining() {
+        let n = std::task::ready!(std::pin::Pin::new(&mut *w).poll_write(cx, buf.chunk()))?;
+        if n == 0 {
+            return std::task::Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+        }
+        buf.advance(n);
+    }
+    std::task::Poll::Ready(Ok(()))
+}
+
 /// Implements `AsyncRead` and `AsyncWrite` for an enum of streams by passing each call
 /// to the variant's stream: `delegate_io!(Upstream { Direct, Vless, Mux });`. Enum
 /// dispatch keeps `Box<dyn>` off the data path.

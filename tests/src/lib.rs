@@ -6,6 +6,8 @@ pub mod logcapture;
 pub mod mux_client;
 pub mod peers;
 pub mod servers;
+pub mod singbox;
+pub mod tls_web;
 pub mod vless_client;
 
 use std::net::SocketAddr;

@@ -66,6 +66,22 @@ pub fn fill_pattern(offset: u64, buf: &mut [u8]) {
     }
 }
 
+/// Writes the first `size` bytes of the pattern to `w`.
+pub async fn send_pattern<W: tokio::io::AsyncWrite + Unpin>(
+    w: &mut W,
+    size: u64,
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut sent = 0u64;
+    while sent < size {
+        let n = (size - sent).min(buf.len() as u64) as usize;
+        fill_pattern(sent, &mut buf[..n]);
+        w.write_all(&buf[..n]).await?;
+        sent += n as u64;
+    }
+    Ok(())
+}
+
 /// Sends `size` bytes of the pattern to every client, then closes.
 pub async fn blob(size: u64) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -73,17 +89,9 @@ pub async fn blob(size: u64) -> SocketAddr {
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let mut buf = vec![0u8; 64 * 1024];
-                let mut sent = 0u64;
-                while sent < size {
-                    let n = (size - sent).min(buf.len() as u64) as usize;
-                    fill_pattern(sent, &mut buf[..n]);
-                    if s.write_all(&buf[..n]).await.is_err() {
-                        return;
-                    }
-                    sent += n as u64;
+                if send_pattern(&mut s, size).await.is_ok() {
+                    let _ = s.shutdown().await;
                 }
-                let _ = s.shutdown().await;
             });
         }
     });

@@ -168,7 +168,12 @@ fn validate_users(raw: &[RawUser], at: &str, errors: &mut Errors) -> Vec<User> {
             continue;
         }
         let email = u.email.clone().unwrap_or_else(|| format!("user{i}"));
-        users.push(User { id, email });
+        let flow_at = format!("{at}.users[{i}].flow");
+        let flow = u.flow.as_deref().unwrap_or("");
+        let Some(flow) = errors.take(&flow_at, super::Flow::parse(flow, false)) else {
+            continue;
+        };
+        users.push(User { id, email, flow });
     }
     users
 }

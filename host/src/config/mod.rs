@@ -136,6 +136,50 @@ impl Default for Timeouts {
 pub struct User {
     pub id: uuid::Uuid,
     pub email: String,
+    pub flow: Flow,
+}
+
+/// The VLESS flow of a user or an outbound (`shared/spec/xtls-vision.md` §1.3).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Flow {
+    #[default]
+    None,
+    /// `xtls-rprx-vision`.
+    Vision,
+    /// `xtls-rprx-vision-udp443`: Vision, and UDP to port 443 is allowed (outbounds only;
+    /// on the wire it is `xtls-rprx-vision`).
+    VisionUdp443,
+}
+
+impl Flow {
+    /// The flow named `text`, as Xray's config loader accepts it; `udp443` allows
+    /// the client-only alias.
+    pub fn parse(text: &str, udp443: bool) -> Result<Flow, String> {
+        match text {
+            "" | "none" => Ok(Flow::None),
+            crate::proto::vision::FLOW => Ok(Flow::Vision),
+            "xtls-rprx-vision-udp443" if udp443 => Ok(Flow::VisionUdp443),
+            other if udp443 => Err(format!(
+                "unknown flow {other:?}: use \"\", \"xtls-rprx-vision\" or \"xtls-rprx-vision-udp443\""
+            )),
+            other => Err(format!(
+                "unknown flow {other:?}: a user's flow is \"\" or \"xtls-rprx-vision\""
+            )),
+        }
+    }
+
+    pub fn is_vision(self) -> bool {
+        self != Flow::None
+    }
+
+    /// The name in configs and share links ("" for none).
+    pub fn name(self) -> &'static str {
+        match self {
+            Flow::None => "",
+            Flow::Vision => crate::proto::vision::FLOW,
+            Flow::VisionUdp443 => "xtls-rprx-vision-udp443",
+        }
+    }
 }
 
 impl std::fmt::Debug for User {
@@ -191,6 +235,7 @@ pub struct VlessOutbound {
     pub host: String,
     pub port: u16,
     pub id: uuid::Uuid,
+    pub flow: Flow,
     pub sni: String,
     pub insecure: bool,
     pub alpn: Vec<String>,

@@ -107,8 +107,11 @@ fn from_fields(raw: &RawOutbound, at: &str, errors: &mut Errors) -> Option<Vless
             None
         }
     };
+    let flow = raw.flow.as_deref().unwrap_or("");
+    let flow = errors.take(&format!("{at}.flow"), super::Flow::parse(flow, true));
     let (host, port) = server?;
     Some(VlessOutbound {
+        flow: flow?,
         transport: Transport::Tcp,
         security: Security::Tls,
         sni: raw.sni.clone().unwrap_or_else(|| host.clone()),
@@ -137,6 +140,7 @@ fn from_link(
         ("sni", raw.sni.is_some()),
         ("alpn", raw.alpn.is_some()),
         ("insecure", raw.insecure.is_some()),
+        ("flow", raw.flow.is_some()),
     ];
     for (field, present) in given {
         if present {
@@ -150,9 +154,11 @@ fn from_link(
         &format!("{at}.link"),
         crate::share::parse_vless_link(link).map_err(|e| e.to_string()),
     )?;
+    let flow = errors.take(&format!("{at}.link"), super::Flow::parse(&link.flow, true))?;
     Some(VlessOutbound {
         transport: Transport::Tcp,
         security: Security::Tls,
+        flow,
         sni: link.sni.unwrap_or_else(|| link.host.clone()),
         host: link.host,
         port: link.port,

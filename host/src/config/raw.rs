@@ -83,6 +83,8 @@ pub struct RawTls {
 pub struct RawUser {
     pub id: String,
     pub email: Option<String>,
+    /// "" or "xtls-rprx-vision".
+    pub flow: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,6 +112,8 @@ pub struct RawOutbound {
     pub server: Option<String>,
     /// vless: the user id.
     pub id: Option<String>,
+    /// vless: "", "xtls-rprx-vision" or "xtls-rprx-vision-udp443".
+    pub flow: Option<String>,
     /// vless: the SNI to send (default: the server's host).
     pub sni: Option<String>,
     /// vless: accept any certificate (self-signed test servers only).

@@ -31,7 +31,11 @@ impl Config {
                 alpn: &v.tls.alpn,
                 insecure,
             };
-            out.extend(v.users.iter().map(|u| vless_link(u.id, &u.email, &params)));
+            out.extend(
+                v.users
+                    .iter()
+                    .map(|u| vless_link(u.id, &u.email, u.flow.name(), &params)),
+            );
         }
         out
     }

@@ -191,3 +191,57 @@ fn layers_are_named_or_default_and_unknown_ones_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn flows_on_users_and_outbounds_as_xray_accepts_them() {
+    let vision = GOOD.replace(
+        "email = \"alice@example.com\"",
+        "email = \"alice@example.com\"\nflow = \"xtls-rprx-vision\"",
+    );
+    let c = check(&vision).unwrap();
+    let InboundKind::Vless(v) = &c.inbounds[0].kind else {
+        panic!("vless")
+    };
+    assert_eq!(v.users[0].flow, Flow::Vision);
+    assert!(c.share_links(None, None, false)[0].contains("&flow=xtls-rprx-vision"));
+    // The udp443 alias is a client's only, as in Xray's loader.
+    let alias = vision.replace(
+        "flow = \"xtls-rprx-vision\"",
+        "flow = \"xtls-rprx-vision-udp443\"",
+    );
+    let err = check(&alias).unwrap_err();
+    assert!(
+        err.contains("inbound[0].users[0].flow: unknown flow \"xtls-rprx-vision-udp443\""),
+        "{err}"
+    );
+    let outbound = |extra: &str| {
+        GOOD.replace(
+            "type = \"block\"",
+            &format!(
+                "type = \"vless\"\nserver = \"example.com:443\"\n\
+                 id = \"27848739-7e62-4138-9fd3-098a63964b6b\"\n{extra}"
+            ),
+        )
+    };
+    let flow_of = |text: &str| match check(text).map(|c| c.outbounds[1].kind.clone()) {
+        Ok(OutboundKind::Vless(v)) => Ok(v.flow),
+        Ok(_) => panic!("vless"),
+        Err(e) => Err(e),
+    };
+    assert_eq!(
+        flow_of(&outbound("flow = \"xtls-rprx-vision-udp443\"")),
+        Ok(Flow::VisionUdp443)
+    );
+    assert_eq!(flow_of(&outbound("")), Ok(Flow::None));
+    assert!(
+        flow_of(&outbound("flow = \"xtls-rprx-splice\""))
+            .unwrap_err()
+            .contains("outbound[1].flow")
+    );
+    let link = GOOD.replace(
+        "type = \"block\"",
+        "type = \"vless\"\nlink = \"vless://27848739-7e62-4138-9fd3-098a63964b6b@example.com:443\
+         ?security=tls&flow=xtls-rprx-vision\"",
+    );
+    assert_eq!(flow_of(&link), Ok(Flow::Vision));
+}

@@ -3,12 +3,15 @@
 //!
 //! ```text
 //! transport (TCP) -> security (TLS: SNI, ALPN) -> vless (user, fallback decision, header)
-//!   -> command: TCP stream | UDP packets | Mux.Cool, each into the dispatcher
+//!   -> [Vision, for a user with that flow] -> command: TCP stream | UDP packets |
+//!   Mux.Cool, each into the dispatcher
 //!   or a fallback, which receives every byte read so far
 //! ```
 //!
 //! The response header `00 00` goes out glued to the first downlink bytes, as Xray
-//! sends it.
+//! sends it (under Vision, glued to the first padded frame). An inbound with a Vision
+//! user reads one TLS record at a time until the request says whether it is Vision
+//! (`vless::vision`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,10 +24,12 @@ use super::fallback;
 use crate::config::{Fallback, Timeouts, Transport};
 use crate::dispatch::{Dispatcher, FramedPackets, Reply, SessionLog};
 use crate::proto::vless::{Command, RequestHeader};
-use crate::security::{Secured, SecurityError, ServerSecurity};
+use crate::security::{Peel, Secured, SecurityError, ServerSecurity};
 use crate::session::{Network, Outcome, SnapshotFields, Target};
+use crate::vless::VisionStream;
+use crate::vless::flow::{self, FlowError};
 use crate::vless::server::{Handshake, HandshakeError, RESPONSE, handshake};
-use crate::vless::users::Users;
+use crate::vless::users::{UserEntry, Users};
 
 /// One VLESS inbound, shared by its connections.
 pub struct VlessServer {
@@ -47,8 +52,10 @@ enum Rejected {
     Timeout,
     #[error("{0}")]
     Vless(#[from] HandshakeError),
-    #[error("unsupported flow {0:?}")]
-    Flow(String),
+    #[error("{0}")]
+    Flow(#[from] FlowError),
+    #[error("{0}")]
+    Vision(std::io::Error),
     #[error("{0} is not supported yet")]
     Unsupported(&'static str),
 }
@@ -58,7 +65,10 @@ impl VlessServer {
     pub async fn serve(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr) {
         let started = Instant::now();
         let local = tcp.local_addr().unwrap_or(peer);
-        let stream = crate::transport::accepted(self.transport, tcp);
+        let mut stream = crate::transport::accepted(self.transport, tcp);
+        if self.users.any_vision() {
+            stream = stream.one_record_at_a_time();
+        }
         let deadline = tokio::time::Instant::now() + self.timeouts.handshake;
         let mut secured =
             match tokio::time::timeout_at(deadline, self.security.accept(stream)).await {
@@ -77,7 +87,7 @@ impl VlessServer {
             Ok(Ok(Handshake::Session(header, user, payload))) => {
                 // A user removed by a reload ends its sessions (and Mux.Cool tunnels).
                 tokio::select! {
-                    () = self.command(secured, header, user.email.clone(), payload, peer) => {}
+                    () = self.command(secured, header, &user, payload, peer) => {}
                     () = user.revoked() => {
                         tracing::info!(user = %user.email, "user removed by a reload; closing its session");
                     }
@@ -91,13 +101,28 @@ impl VlessServer {
         &self,
         mut secured: Secured,
         header: RequestHeader,
-        user: Arc<str>,
-        payload: BytesMut,
+        user: &UserEntry,
+        mut payload: BytesMut,
         peer: SocketAddr,
     ) {
-        if !header.addons.flow.is_empty() {
-            let why = Rejected::Flow(header.addons.flow.clone());
-            return self.rejected(peer, Instant::now(), why);
+        let vision = flow::decide(
+            &header.addons.flow,
+            user.flow.is_vision(),
+            &user.short_id,
+            &header.command,
+            &payload,
+            secured.outer_version(),
+        );
+        let vision = match vision {
+            Ok(v) => v,
+            Err(e) => {
+                // A known user's client is misconfigured: the operator should hear of it.
+                tracing::warn!(%peer, user = %user.email, "{e}");
+                return self.rejected(peer, Instant::now(), e.into());
+            }
+        };
+        if !vision {
+            secured.raw().ungate();
         }
         let (network, target) = match &header.command {
             Command::Tcp(d) => (Network::Tcp, Target::from(d)),
@@ -108,10 +133,22 @@ impl VlessServer {
             }
         };
         let mut fields = SnapshotFields::new(&self.tag, peer, network, target);
-        fields.user = Some(user);
+        fields.user = Some(user.email.clone());
         fields.sni = secured.sni();
         fields.alpn = secured.alpn();
         let snapshot = fields.freeze();
+        if vision {
+            secured.take_writes_of(crate::mux::TLS_BUFFER);
+            let mut stream = VisionStream::server(secured, header.uuid, &RESPONSE);
+            match stream.begin(&mut payload) {
+                Ok(()) => Box::pin(self.vision(stream, &header.command, snapshot, payload)).await,
+                Err(e) => {
+                    tracing::warn!(%peer, user = %user.email, "{e}");
+                    self.rejected(peer, Instant::now(), Rejected::Vision(e))
+                }
+            }
+            return;
+        }
         // The rare shapes are boxed: the task of a plain TCP session, the common case,
         // keeps only the size it needs.
         match (&header.command, network) {
@@ -121,7 +158,7 @@ impl VlessServer {
                 let idle = self.timeouts.idle;
                 let dispatcher = self.dispatcher.clone();
                 Box::pin(crate::mux::serve(
-                    dispatcher, snapshot, secured, payload, &RESPONSE, idle,
+                    dispatcher, snapshot, secured, payload, &RESPONSE, idle, false,
                 ))
                 .await
             }
@@ -135,6 +172,25 @@ impl VlessServer {
                 let packets = FramedPackets::new(secured, payload, &RESPONSE);
                 Box::pin(self.dispatcher.udp(snapshot, packets)).await
             }
+        }
+    }
+
+    /// A Vision session: TCP, or Mux.Cool that may carry UDP only (Xray's rule for a
+    /// Vision user's tunnel). `first` is the unpadded payload read with the header.
+    async fn vision(
+        &self,
+        stream: VisionStream<Secured>,
+        command: &Command,
+        snapshot: crate::session::Snapshot,
+        first: BytesMut,
+    ) {
+        if matches!(command, Command::Mux) {
+            let idle = self.timeouts.idle;
+            let dispatcher = self.dispatcher.clone();
+            crate::mux::serve(dispatcher, snapshot, stream, first, &[], idle, true).await
+        } else {
+            let reply = Reply::prefix(&[]);
+            self.dispatcher.tcp(snapshot, stream, first, &reply).await
         }
     }
 

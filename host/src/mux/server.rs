@@ -40,7 +40,8 @@ pub struct SubPackets {
 
 /// Serves a Mux.Cool tunnel whose first bytes are in `held`, until the client closes
 /// it and its sessions end. `prefix` (the VLESS response header) goes out with the first
-/// downlink frame.
+/// downlink frame. With `udp_only` (a Vision user's tunnel, as Xray rules), a TCP
+/// sub-stream ends the whole tunnel.
 pub async fn serve<D, S>(
     sessions: D,
     tunnel_snapshot: Snapshot,
@@ -48,6 +49,7 @@ pub async fn serve<D, S>(
     held: BytesMut,
     prefix: &'static [u8],
     idle: std::time::Duration,
+    udp_only: bool,
 ) where
     D: SubSessions,
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -60,6 +62,7 @@ pub async fn serve<D, S>(
         snapshot: tunnel_snapshot,
         tunnel: tunnel.clone(),
         tasks: JoinSet::new(),
+        udp_only,
     };
     let mut buf = held;
     match server.run(&mut reader, &mut buf, idle).await {
@@ -84,6 +87,7 @@ struct Server<D> {
     snapshot: Snapshot,
     tunnel: Arc<Tunnel>,
     tasks: JoinSet<()>,
+    udp_only: bool,
 }
 
 impl<D: SubSessions> Server<D> {
@@ -96,6 +100,11 @@ impl<D: SubSessions> Server<D> {
         loop {
             let deadline = tokio::time::Instant::now() + idle;
             match next_frame(reader, buf, Some(deadline)).await {
+                Ok((_, Status::New { network, .. }, _))
+                    if self.udp_only && network == MuxNetwork::Tcp =>
+                {
+                    return Err(FrameError::Invalid(MuxError::UnexpectedNetwork("tcp")));
+                }
                 Ok((id, status, data)) => self.handle(id, status, data).await,
                 // Quiet sub-streams keep the tunnel; a tunnel with none is idle.
                 Err(FrameError::TimedOut) if self.tunnel.open_streams() > 0 => {}

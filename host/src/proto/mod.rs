@@ -36,6 +36,7 @@ pub mod addr;
 pub mod mux;
 pub mod proxy_protocol;
 pub mod socks5;
+pub mod tls_record;
 pub mod udp;
 pub mod vision;
 pub mod vless;

@@ -87,6 +87,10 @@ pub enum MuxError {
     DataTooLarge(usize),
     #[error("a GlobalID is only sent on a New UDP frame with data")]
     MisplacedGlobalId,
+    /// A sub-stream of a network the tunnel may not carry (Xray's wording: a Vision
+    /// user's tunnel carries UDP only).
+    #[error("unexpected network {0}")]
+    UnexpectedNetwork(&'static str),
 }
 
 /// The transport of a sub-session.

@@ -179,6 +179,16 @@ impl Unpadder {
         }
     }
 
+    /// Nothing has been decided yet (the first 21 bytes are not in).
+    pub fn at_start(&self) -> bool {
+        self.state == State::First
+    }
+
+    /// Inside a frame's content or padding: the stream may not end here.
+    pub fn in_frame(&self) -> bool {
+        matches!(self.state, State::Content { .. } | State::Padding { .. })
+    }
+
     /// Consumes what it can of `input`, appending content (or raw bytes) to `out`.
     /// It stops right after an end or direct frame, so the caller sees where raw bytes
     /// begin; `used == 0` with no end means it needs more input.
@@ -331,6 +341,23 @@ impl TrafficState {
     }
 }
 
+/// The length of the whole application-data records `data` starts with, if it ends
+/// inside one after them; else (all whole, or none) all of `data`.
+fn whole_records(data: &[u8]) -> usize {
+    let mut at = 0;
+    while let Some(h) = data.get(at..at + 5) {
+        let len = usize::from(u16::from_be_bytes([h[3], h[4]]));
+        if h[..3] != [0x17, 0x03, 0x03] || len == 0 {
+            return data.len();
+        }
+        if data.len() < at + 5 + len {
+            break;
+        }
+        at += 5 + len;
+    }
+    if at == 0 { data.len() } else { at }
+}
+
 /// Whether `data` is whole TLS application-data records back to back, each with a
 /// body (Xray's `IsCompleteRecord`); empty data is.
 pub fn is_complete_record(mut data: &[u8]) -> bool {
@@ -346,6 +373,200 @@ pub fn is_complete_record(mut data: &[u8]) -> bool {
         data = rest;
     }
     true
+}
+
+/// Xray's reshape limit: a buffer this long or longer is split before padding, so a
+/// frame with the UUID and header stays within [`MAX_FRAME`].
+const RESHAPE_AT: usize = MAX_FRAME - FIRST_HEADER_LEN;
+/// Where a buffer that has no usable record start is split.
+const RESHAPE_FALLBACK: usize = 4096;
+
+/// The sender of one direction (Xray's `VisionWriter`, spec §4.2): pads the batches it
+/// is given until the inner traffic says to stop, then says whether the direction goes
+/// on raw inside the outer TLS (end) or outside it (direct).
+#[derive(Debug, Clone)]
+pub struct Padder {
+    /// Sent with the first frame only.
+    uuid: Option<[u8; 16]>,
+    seed: [u32; 4],
+    padding: bool,
+}
+
+/// What one padded batch became.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaddedBatch {
+    /// Frames, each to go out in its own outer-TLS write (a receiver such as sing-box
+    /// must find every frame header whole inside one record).
+    pub frames: Vec<BytesMut>,
+    /// Bytes to send unpadded after the frames, in the phase that follows: inside the
+    /// outer TLS after end (spec §4.2 b), on the socket after direct.
+    pub raw: Vec<u8>,
+    /// How padding ended in this batch, if it did.
+    pub ended: Option<Command>,
+}
+
+impl Padder {
+    pub fn new(uuid: [u8; 16], seed: [u32; 4]) -> Self {
+        Padder {
+            uuid: Some(uuid),
+            seed,
+            padding: true,
+        }
+    }
+
+    /// Still padding: batches must go through [`Padder::pad`].
+    pub fn is_padding(&self) -> bool {
+        self.padding
+    }
+
+    /// The empty frame a client sends when its application is silent at first (spec
+    /// §3.4, camouflage): command continue, long padding.
+    pub fn camouflage(&mut self, random: impl FnMut(u32) -> u32) -> BytesMut {
+        let padding = padding_len(0, true, &self.seed, random);
+        let mut frame = BytesMut::new();
+        // Empty content always fits a frame.
+        let _ = encode_frame(
+            self.uuid.take().as_ref(),
+            Command::Continue,
+            &[],
+            padding,
+            &mut frame,
+        );
+        frame
+    }
+
+    /// Pads one batch (what one read of the inner traffic returned), sniffing it first.
+    ///
+    /// Where Xray pads a batch that ends inside a record whole and waits for a batch
+    /// that happens to end on a record boundary (which a fast sender on a fast link
+    /// may never give), this pads the batch's whole application-data records as the
+    /// complete batch that ends padding and sends the partial record after them
+    /// unpadded, in the phase that follows (the receiver sees one byte stream either
+    /// way): a bulk download switches at its first application data.
+    pub fn pad(
+        &mut self,
+        traffic: &mut TrafficState,
+        batch: &[u8],
+        mut random: impl FnMut(u32) -> u32,
+    ) -> PaddedBatch {
+        for b in reshape(batch) {
+            traffic.filter(b);
+        }
+        let whole = if traffic.is_tls {
+            whole_records(batch)
+        } else {
+            batch.len()
+        };
+        let (head, tail) = batch.split_at(whole);
+        let mut out = self.pad_buffers(traffic, head, &mut random);
+        if out.ended.is_some() {
+            out.raw.extend_from_slice(tail);
+        } else if !tail.is_empty() {
+            // Not reached (whole records end padding), kept for safety: pad the rest.
+            let more = self.pad_buffers(traffic, tail, &mut random);
+            out.frames.extend(more.frames);
+            out.raw = more.raw;
+            out.ended = more.ended;
+        }
+        out
+    }
+
+    /// Xray's loop over the buffers of one batch (spec §4.2 step 5).
+    fn pad_buffers(
+        &mut self,
+        traffic: &mut TrafficState,
+        batch: &[u8],
+        mut random: impl FnMut(u32) -> u32,
+    ) -> PaddedBatch {
+        let buffers = reshape(batch);
+        let complete = is_complete_record(batch);
+        let mut long = traffic.is_tls;
+        let mut out = PaddedBatch {
+            frames: Vec::with_capacity(buffers.len()),
+            raw: Vec::new(),
+            ended: None,
+        };
+        let last = buffers.len().saturating_sub(1);
+        let finish = if traffic.enable_xtls {
+            Command::Direct
+        } else {
+            Command::End
+        };
+        for (i, b) in buffers.iter().enumerate() {
+            let (command, this_long) =
+                if traffic.is_tls && b.len() >= 6 && b.starts_with(&[0x17, 0x03, 0x03]) && complete
+                {
+                    // The first whole application-data batch: the last frame ends padding,
+                    // every frame of this rule is long, the ones after it short.
+                    self.padding = false;
+                    long = false;
+                    let command = if i == last { finish } else { Command::Continue };
+                    (command, true)
+                } else if !traffic.is_tls12_or_above && traffic.packets_to_filter <= 1 {
+                    self.padding = false;
+                    out.frames
+                        .push(self.frame(b, Command::End, long, &mut random));
+                    out.ended = Some(Command::End);
+                    for rest in buffers.get(i + 1..).unwrap_or_default() {
+                        out.raw.extend_from_slice(rest);
+                    }
+                    return out;
+                } else if i == last && !self.padding {
+                    (finish, long)
+                } else {
+                    (Command::Continue, long)
+                };
+            out.frames
+                .push(self.frame(b, command, this_long, &mut random));
+            if command != Command::Continue {
+                out.ended = Some(command);
+            }
+        }
+        out
+    }
+
+    fn frame(
+        &mut self,
+        content: &[u8],
+        command: Command,
+        long: bool,
+        random: impl FnMut(u32) -> u32,
+    ) -> BytesMut {
+        let padding = padding_len(content.len(), long, &self.seed, random);
+        let mut frame = BytesMut::new();
+        // reshape keeps every buffer under RESHAPE_AT bytes, so it fits the length.
+        let _ = encode_frame(
+            self.uuid.take().as_ref(),
+            command,
+            content,
+            padding,
+            &mut frame,
+        );
+        frame
+    }
+}
+
+/// Cuts a batch into Xray's buffers: pieces of at most [`MAX_FRAME`] bytes as its reader
+/// returns them, each then split once if [`RESHAPE_AT`] or longer, at its last
+/// application-data record start when that leaves room for the UUID and header
+/// (spec §4.2 step 5.2, with the fix of Xray's #2651), else in the middle.
+fn reshape(batch: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::with_capacity(batch.len() / RESHAPE_FALLBACK + 1);
+    for piece in batch.chunks(MAX_FRAME) {
+        if piece.len() < RESHAPE_AT {
+            out.push(piece);
+            continue;
+        }
+        let at = piece
+            .windows(3)
+            .rposition(|w| w == [0x17, 0x03, 0x03])
+            .filter(|&i| (FIRST_HEADER_LEN..=RESHAPE_AT).contains(&i))
+            .unwrap_or(RESHAPE_FALLBACK);
+        let (head, tail) = piece.split_at(at);
+        out.push(head);
+        out.push(tail);
+    }
+    out
 }
 
 #[cfg(test)]

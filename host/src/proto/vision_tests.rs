@@ -256,3 +256,148 @@ proptest! {
         let _ = is_complete_record(&input);
     }
 }
+
+fn app_data(len: usize) -> Vec<u8> {
+    let mut r = vec![0x17, 0x03, 0x03];
+    r.extend_from_slice(&(len as u16).to_be_bytes());
+    r.extend(std::iter::repeat_n(0x42, len));
+    r
+}
+
+/// What a receiver makes of a padder's output: the content, and how padding ended.
+fn receive(batches: &[PaddedBatch]) -> (Vec<u8>, Option<Command>) {
+    let wire: Vec<u8> = batches
+        .iter()
+        .flat_map(|b| {
+            b.frames
+                .iter()
+                .flat_map(|f| f.to_vec())
+                .chain(b.raw.clone())
+        })
+        .collect();
+    let (content, ended) = unpad_in_pieces(&wire, &[]);
+    (content, ended.map(|(_, c)| c))
+}
+
+#[test]
+fn inner_tls13_pads_the_handshake_and_goes_direct_on_the_first_whole_application_batch() {
+    let mut traffic = TrafficState::default();
+    let mut client = Padder::new(UUID, DEFAULT_SEED);
+    let mut server = Padder::new(UUID, DEFAULT_SEED);
+    let hello = [&[0x16, 0x03, 0x01, 0x00, 0x10, 0x01][..], &[0; 16]].concat();
+    let first = client.pad(&mut traffic, &hello, |_| 100);
+    assert_eq!(first.ended, None);
+    assert!(first.frames[0].starts_with(&UUID));
+    // Long padding brings the 22-byte hello to 900 + 100 bytes of content and padding.
+    assert_eq!(first.frames[0].len(), 16 + 5 + 1000);
+    // The server's hello and an incomplete record: still padding.
+    let flight = [server_hello(0x1301, true), app_data(40)[..20].to_vec()].concat();
+    let second = server.pad(&mut traffic, &flight, |_| 0);
+    assert!(traffic.enable_xtls && server.is_padding() && second.ended.is_none());
+    // Whole records: the last frame says direct.
+    let records = [app_data(40), app_data(3000)].concat();
+    let third = server.pad(&mut traffic, &records, |_| 7);
+    assert_eq!(third.ended, Some(Command::Direct));
+    assert!(!server.is_padding());
+    let (content, ended) = receive(&[second, third]);
+    assert_eq!(content, [flight, records].concat());
+    assert_eq!(ended, Some(Command::Direct));
+    assert_eq!(receive(&[first]).0, hello);
+}
+
+#[test]
+fn inner_tls12_and_ccm8_end_padding_inside_the_outer_tls() {
+    for hello in [server_hello(0xc02f, false), server_hello(0x1305, true)] {
+        let mut traffic = TrafficState::default();
+        traffic.filter(&[0x16, 0x03, 0x01, 0x00, 0x10, 0x01]);
+        let mut p = Padder::new(UUID, DEFAULT_SEED);
+        let a = p.pad(&mut traffic, &hello, |_| 0);
+        let b = p.pad(&mut traffic, &app_data(100), |_| 0);
+        assert_eq!(b.ended, Some(Command::End));
+        assert_eq!(receive(&[a, b]).0, [hello, app_data(100)].concat());
+    }
+}
+
+#[test]
+fn plain_inner_traffic_ends_padding_once_the_filter_budget_is_spent() {
+    let mut traffic = TrafficState::default();
+    let mut p = Padder::new(UUID, DEFAULT_SEED);
+    let mut batches = Vec::new();
+    let mut sent = Vec::new();
+    for i in 0..10u8 {
+        let data = vec![b'a' + i; 50];
+        sent.extend_from_slice(&data);
+        if p.is_padding() {
+            batches.push(p.pad(&mut traffic, &data, |n| n / 2));
+        } else {
+            batches.push(PaddedBatch {
+                frames: Vec::new(),
+                raw: data,
+                ended: None,
+            });
+        }
+    }
+    let ends: Vec<_> = batches.iter().filter_map(|b| b.ended).collect();
+    assert_eq!(ends, [Command::End]);
+    // Short padding only: no frame past 16 + 5 + 50 + 255 bytes.
+    assert!(
+        batches
+            .iter()
+            .flat_map(|b| &b.frames)
+            .all(|f| f.len() <= 326)
+    );
+    assert_eq!(receive(&batches).0, sent);
+}
+
+#[test]
+fn long_buffers_are_reshaped_so_every_frame_fits_xrays_buffer() {
+    // A batch of big records: split at a record start, or in the middle.
+    let batch = [app_data(9000), app_data(20000), vec![0x55; 8191]].concat();
+    let mut traffic = TrafficState::default();
+    let mut p = Padder::new(UUID, DEFAULT_SEED);
+    let out = p.pad(&mut traffic, &batch, |n| n - 1);
+    assert!(
+        out.frames.iter().all(|f| f.len() <= MAX_FRAME),
+        "a frame past 8192"
+    );
+    assert_eq!(receive(&[out]).0, batch);
+    for piece in reshape(&batch) {
+        assert!(piece.len() < RESHAPE_AT);
+    }
+}
+
+#[test]
+fn the_camouflage_frame_is_empty_and_long() {
+    let mut p = Padder::new(UUID, DEFAULT_SEED);
+    let f = p.camouflage(|_| 10);
+    assert_eq!(&f[..21], &[&UUID[..], &[0, 0, 0, 0x03, 0x8e]].concat()[..]);
+    assert_eq!(f.len(), 21 + 910);
+    // The UUID goes once per direction.
+    let next = p.pad(&mut TrafficState::default(), b"x", |_| 0);
+    assert!(!next.frames[0].starts_with(&UUID));
+}
+
+proptest! {
+    #[test]
+    fn padded_batches_unpad_to_what_went_in(
+        batches in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..20000), 1..8),
+        tls in any::<bool>(),
+    ) {
+        let mut traffic = TrafficState::default();
+        if tls {
+            traffic.filter(&[0x16, 0x03, 0x01, 0x00, 0x10, 0x01]);
+        }
+        let mut p = Padder::new(UUID, DEFAULT_SEED);
+        let mut out = Vec::new();
+        for b in &batches {
+            if p.is_padding() {
+                let padded = p.pad(&mut traffic, b, |n| n.saturating_sub(1));
+                prop_assert!(padded.frames.iter().all(|f| f.len() <= MAX_FRAME));
+                out.push(padded);
+            } else {
+                out.push(PaddedBatch { frames: Vec::new(), raw: b.clone(), ended: None });
+            }
+        }
+        prop_assert_eq!(receive(&out).0, batches.concat());
+    }
+}

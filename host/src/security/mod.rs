@@ -138,6 +138,68 @@ impl ClientSecured {
     }
 }
 
+/// What a layer above may learn of the security layer under it, and reach past it:
+/// Vision switches a direction to the raw socket once the inner traffic is TLS 1.3
+/// (`shared/spec/xtls-vision.md` §6.1).
+pub trait Peel {
+    /// The stream under the security layer.
+    fn raw(&mut self) -> &mut Stream;
+    /// Moves the plaintext the layer has decrypted but not yet handed up into `out`,
+    /// without reading the socket.
+    fn take_plaintext(&mut self, out: &mut bytes::BytesMut);
+    /// The negotiated TLS version (`0x0304` for 1.3).
+    fn outer_version(&self) -> Option<u16>;
+}
+
+/// Drains rustls's decrypted plaintext (its `Reader` says `WouldBlock` once empty).
+fn drain(mut reader: rustls::Reader<'_>, out: &mut bytes::BytesMut) {
+    use std::io::Read;
+    let mut chunk = [0u8; 4096];
+    while let Ok(n @ 1..) = reader.read(&mut chunk) {
+        out.extend_from_slice(chunk.get(..n).unwrap_or_default());
+    }
+}
+
+impl Peel for Secured {
+    fn raw(&mut self) -> &mut Stream {
+        match self {
+            Secured::Tls(tls) => tls.get_mut().0,
+        }
+    }
+
+    fn take_plaintext(&mut self, out: &mut bytes::BytesMut) {
+        match self {
+            Secured::Tls(tls) => drain(tls.get_mut().1.reader(), out),
+        }
+    }
+
+    fn outer_version(&self) -> Option<u16> {
+        match self {
+            Secured::Tls(tls) => tls.get_ref().1.protocol_version().map(u16::from),
+        }
+    }
+}
+
+impl Peel for ClientSecured {
+    fn raw(&mut self) -> &mut Stream {
+        match self {
+            ClientSecured::Tls(tls) => tls.get_mut().0,
+        }
+    }
+
+    fn take_plaintext(&mut self, out: &mut bytes::BytesMut) {
+        match self {
+            ClientSecured::Tls(tls) => drain(tls.get_mut().1.reader(), out),
+        }
+    }
+
+    fn outer_version(&self) -> Option<u16> {
+        match self {
+            ClientSecured::Tls(tls) => tls.get_ref().1.protocol_version().map(u16::from),
+        }
+    }
+}
+
 // Both secured streams are plain byte streams to the layers above.
 crate::util::delegate_io!(Secured { Tls });
 crate::util::delegate_io!(ClientSecured { Tls });

@@ -99,6 +99,8 @@ pub struct VlessLink {
     pub alpn: Vec<String>,
     /// From `allowInsecure` or `insecure`: skip certificate verification.
     pub insecure: bool,
+    /// From `flow`: "", "xtls-rprx-vision" or "xtls-rprx-vision-udp443".
+    pub flow: String,
     /// The `#fragment` (or `remarks`), percent-decoded; `None` when absent or empty.
     pub name: Option<String>,
 }
@@ -192,16 +194,17 @@ pub fn parse_vless_link(text: &str) -> Result<VlessLink, LinkError> {
     }
     check_security(&params)?;
     check_transport(&params)?;
-    if let Some(flow) = params.get("flow")
-        && !flow.is_empty()
-    {
-        return Err(unsupported(
-            "flow",
-            flow,
-            "wasmray speaks plain VLESS over TLS without XTLS flow control; \
-             the server must accept clients with an empty flow",
-        ));
-    }
+    let flow = match params.get("flow").unwrap_or("") {
+        "" | "none" => String::new(),
+        f @ ("xtls-rprx-vision" | "xtls-rprx-vision-udp443") => f.to_string(),
+        other => {
+            return Err(unsupported(
+                "flow",
+                other,
+                "the flows are xtls-rprx-vision (XTLS Vision) and none",
+            ));
+        }
+    };
 
     let sni = match (non_empty(params.get("sni")), non_empty(params.get("peer"))) {
         (Some(a), Some(b)) if a != b => {
@@ -245,6 +248,7 @@ pub fn parse_vless_link(text: &str) -> Result<VlessLink, LinkError> {
         sni,
         alpn,
         insecure,
+        flow,
         name,
     })
 }
@@ -269,6 +273,10 @@ pub fn format_vless_link(link: &VlessLink) -> String {
         out.push_str(&enc(sni));
     }
     out.push_str("&type=tcp&headerType=none");
+    if !link.flow.is_empty() {
+        out.push_str("&flow=");
+        out.push_str(&enc(&link.flow));
+    }
     if !link.alpn.is_empty() {
         out.push_str("&alpn=");
         out.push_str(&enc(&link.alpn.join(",")));

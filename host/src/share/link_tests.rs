@@ -39,6 +39,7 @@ fn v2rayn_form() {
             sni: Some("proxy.example.com".into()),
             alpn: vec!["h2".into(), "http/1.1".into()],
             insecure: false,
+            flow: String::new(),
             name: Some("🇯🇵 Tokyo 01".into()),
         }
     );
@@ -118,6 +119,7 @@ fn minimal_and_format_of_share_rs() {
         sni: Some("localhost".into()),
         alpn: vec![],
         insecure: true,
+        flow: String::new(),
         name: Some("user0".into()),
     };
     let text = format_vless_link(&v6);
@@ -170,8 +172,12 @@ fn refusals() {
         refuse(&base("security=tls&headerType=http")),
         LinkError::Unsupported { .. }
     ));
-    let e = refuse(&base("security=tls&flow=xtls-rprx-vision"));
-    assert!(e.to_string().contains("flow=xtls-rprx-vision"));
+    let e = refuse(&base("security=tls&flow=xtls-rprx-direct"));
+    assert!(e.to_string().contains("flow=xtls-rprx-direct"));
+    assert_eq!(
+        parse(&base("security=tls&flow=xtls-rprx-vision")).flow,
+        "xtls-rprx-vision"
+    );
     assert_eq!(
         refuse(&base("security=tls&encryption=aes-128-gcm")),
         LinkError::Encryption("aes-128-gcm".into())
@@ -269,16 +275,24 @@ fn vless_link() -> impl Strategy<Value = VlessLink> {
         proptest::collection::vec("[a-z0-9/._+%#&=-]{1,12}", 0..4),
         any::<bool>(),
         proptest::option::of(any::<String>().prop_filter("non-empty", |s| !s.is_empty())),
+        prop_oneof![
+            Just(""),
+            Just("xtls-rprx-vision"),
+            Just("xtls-rprx-vision-udp443")
+        ],
     )
-        .prop_map(|(id, host, port, sni, alpn, insecure, name)| VlessLink {
-            id: uuid::Uuid::from_bytes(id),
-            host,
-            port,
-            sni,
-            alpn,
-            insecure,
-            name,
-        })
+        .prop_map(
+            |(id, host, port, sni, alpn, insecure, name, flow)| VlessLink {
+                flow: flow.to_string(),
+                id: uuid::Uuid::from_bytes(id),
+                host,
+                port,
+                sni,
+                alpn,
+                insecure,
+                name,
+            },
+        )
 }
 
 proptest! {

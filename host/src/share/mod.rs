@@ -19,8 +19,9 @@ pub struct LinkParams<'a> {
 }
 
 /// The link of one user (`name` is the fragment clients show, usually the email).
-pub fn vless_link(id: uuid::Uuid, name: &str, p: &LinkParams<'_>) -> String {
+pub fn vless_link(id: uuid::Uuid, name: &str, flow: &str, p: &LinkParams<'_>) -> String {
     format_vless_link(&VlessLink {
+        flow: flow.to_string(),
         id,
         host: p.host.to_string(),
         port: p.port,
@@ -48,7 +49,7 @@ mod tests {
             insecure: false,
         };
         assert_eq!(
-            vless_link(id, user, &p),
+            vless_link(id, user, "", &p),
             "vless://27848739-7e62-4138-9fd3-098a63964b6b@proxy.example.com:443?encryption=none&security=tls\
              &sni=proxy.example.com&type=tcp&headerType=none&alpn=h2%2Chttp%2F1.1#alice%40example.com"
         );
@@ -60,9 +61,12 @@ mod tests {
             insecure: true,
         };
         assert!(
-            vless_link(id, user, &p)
+            vless_link(id, user, "xtls-rprx-vision", &p)
                 .starts_with("vless://27848739-7e62-4138-9fd3-098a63964b6b@[::1]:8443?")
         );
-        assert!(vless_link(id, user, &p).contains("&allowInsecure=1#"));
+        assert!(
+            vless_link(id, user, "xtls-rprx-vision", &p)
+                .contains("&headerType=none&flow=xtls-rprx-vision&allowInsecure=1#")
+        );
     }
 }

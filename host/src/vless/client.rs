@@ -11,6 +11,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::proto::vless::{Addons, Command, RequestHeader};
+use crate::security::Peel;
 
 /// Sends the request header for `command` as user `id`, glued to `first`, on `stream`.
 pub async fn open<S>(
@@ -35,6 +36,31 @@ where
     Ok(VlessStream {
         inner: stream,
         header: Header::Version,
+        unsent: BytesMut::new(),
+        glue: false,
+    })
+}
+
+/// The request header for `command` with `addons`, sent glued to the first write on
+/// the stream (the Vision layer above pads that write).
+pub fn open_with_first_write<S>(
+    stream: S,
+    id: &uuid::Uuid,
+    addons: Addons,
+    command: Command,
+) -> std::io::Result<VlessStream<S>> {
+    let header = RequestHeader {
+        uuid: *id.as_bytes(),
+        addons,
+        command,
+    };
+    let mut unsent = BytesMut::with_capacity(header.encoded_len());
+    header.encode(&mut unsent).map_err(std::io::Error::other)?;
+    Ok(VlessStream {
+        inner: stream,
+        header: Header::Version,
+        unsent,
+        glue: true,
     })
 }
 
@@ -51,6 +77,10 @@ enum Header {
 pub struct VlessStream<S> {
     inner: S,
     header: Header,
+    /// The request header glued to the first write, until it is on the stream.
+    unsent: BytesMut,
+    /// The header waits for the first write.
+    glue: bool,
 }
 
 impl<S> VlessStream<S> {
@@ -106,21 +136,55 @@ impl<S: AsyncRead + Unpin> AsyncRead for VlessStream<S> {
     }
 }
 
+impl<S: AsyncWrite + Unpin> VlessStream<S> {
+    /// Writes what is left of the glued header and first write.
+    fn poll_unsent(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        crate::util::poll_write_all(&mut self.inner, cx, &mut self.unsent)
+    }
+}
+
 impl<S: AsyncWrite + Unpin> AsyncWrite for VlessStream<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, data)
+        let this = &mut *self;
+        if this.glue && !data.is_empty() {
+            // The first write: the header and it go out as one.
+            this.glue = false;
+            this.unsent.extend_from_slice(data);
+            if let Poll::Ready(Err(e)) = this.poll_unsent(cx) {
+                return Poll::Ready(Err(e));
+            }
+            return Poll::Ready(Ok(data.len()));
+        }
+        ready!(this.poll_unsent(cx))?;
+        Pin::new(&mut this.inner).poll_write(cx, data)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        ready!(self.poll_unsent(cx))?;
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        ready!(self.poll_unsent(cx))?;
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl<S: Peel> Peel for VlessStream<S> {
+    fn raw(&mut self) -> &mut crate::transport::Stream {
+        self.inner.raw()
+    }
+
+    fn take_plaintext(&mut self, out: &mut BytesMut) {
+        self.inner.take_plaintext(out);
+    }
+
+    fn outer_version(&self) -> Option<u16> {
+        self.inner.outer_version()
     }
 }
 

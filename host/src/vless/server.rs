@@ -126,6 +126,7 @@ mod tests {
         let user = crate::config::User {
             id: uuid::Uuid::parse_str(ID).unwrap(),
             email: "a@example.com".into(),
+            flow: Default::default(),
         };
         Users::carry_over(&Users::default(), &[user])
     }

@@ -13,19 +13,25 @@ use std::sync::Arc;
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 use tokio::sync::watch;
 
-use crate::config::User;
+use crate::config::{Flow, User};
 
 /// One user, as its sessions see it.
 #[derive(Debug)]
 pub struct UserEntry {
     pub email: Arc<str>,
+    /// The flow this user's requests must ask for.
+    pub flow: Flow,
+    /// The id as configured, shortened, for log lines (never the whole id).
+    pub short_id: Arc<str>,
     revoked: watch::Sender<bool>,
 }
 
 impl UserEntry {
-    fn new(email: &str) -> Arc<Self> {
+    fn new(user: &User) -> Arc<Self> {
         Arc::new(UserEntry {
-            email: Arc::from(email),
+            email: Arc::from(user.email.as_str()),
+            flow: user.flow,
+            short_id: Arc::from(crate::util::short_id(&user.id)),
             revoked: watch::Sender::new(false),
         })
     }
@@ -70,8 +76,8 @@ impl Users {
         for user in users {
             let k = key(user.id.as_bytes());
             let entry = match kept.get(&k) {
-                Some(e) if *e.email == *user.email => Arc::clone(e),
-                _ => UserEntry::new(&user.email),
+                Some(e) if *e.email == *user.email && e.flow == user.flow => Arc::clone(e),
+                _ => UserEntry::new(user),
             };
             keys.push(k);
             entries.push(entry);
@@ -97,6 +103,12 @@ impl Users {
 
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+
+    /// Some user has the Vision flow (its connections need reads that stop at TLS
+    /// records until the request is known).
+    pub fn any_vision(&self) -> bool {
+        self.entries.iter().any(|e| e.flow.is_vision())
     }
 
     /// The user with this id. Compares against every user, in constant time per user,
@@ -127,10 +139,12 @@ mod tests {
             User {
                 id: uuid::Uuid::nil(),
                 email: "nil".into(),
+                flow: Default::default(),
             },
             User {
                 id,
                 email: "alice".into(),
+                flow: Default::default(),
             },
         ]);
         let email = |id: &[u8; 16]| users.find(id).map(|e| e.email.to_string());
@@ -147,6 +161,7 @@ mod tests {
         User {
             id: uuid::Uuid::from_bytes([n; 16]),
             email: email.into(),
+            flow: Default::default(),
         }
     }
 
