@@ -72,6 +72,14 @@ fn validate_vless(
         None => None,
     };
     let mux = validate_mux(raw.mux.as_ref(), at, errors)?;
+    if mux.enabled && server.flow.is_vision() {
+        errors.push(
+            format!("{at}.mux"),
+            "Mux.Cool cannot carry TCP with flow xtls-rprx-vision (Xray's servers close such \
+             tunnels); remove [outbound.mux]: UDP goes over Mux.Cool by itself with Vision",
+        );
+        return None;
+    }
     let (transport, security) = super::layers::layers(
         raw.transport.as_deref(),
         raw.security.as_deref(),

@@ -244,4 +244,10 @@ fn flows_on_users_and_outbounds_as_xray_accepts_them() {
          ?security=tls&flow=xtls-rprx-vision\"",
     );
     assert_eq!(flow_of(&link), Ok(Flow::Vision));
+    let muxed = outbound("flow = \"xtls-rprx-vision\"\n[outbound.mux]\nenabled = true");
+    assert!(
+        flow_of(&muxed)
+            .unwrap_err()
+            .contains("outbound[1].mux: Mux.Cool cannot carry TCP")
+    );
 }

@@ -79,7 +79,8 @@ impl Outbound {
             _ => None,
         };
         let mux = match (&config.kind, &security) {
-            (OutboundKind::Vless(v), Some(security)) if v.mux.enabled => {
+            // With Vision, UDP goes over Mux.Cool (XUDP) as Xray's client sends it.
+            (OutboundKind::Vless(v), Some(security)) if v.mux.enabled || v.flow.is_vision() => {
                 Some(Arc::new(MuxClient::new(v.clone(), security.clone())))
             }
             _ => None,
@@ -126,6 +127,11 @@ impl Outbound {
                     .map_err(|e| OutboundError::Connect(target.clone(), e))?;
                 Ok(Upstream::Direct(tcp))
             }
+            (OutboundKind::Vless(cfg), Some(security), _) if cfg.flow.is_vision() => {
+                let command = Command::Tcp(target.destination());
+                let stream = vless::connect_vision(cfg, security, command, first).await?;
+                Ok(Upstream::Vision(Box::new(stream)))
+            }
             (OutboundKind::Vless(_), _, Some(mux)) => Ok(Upstream::Mux(
                 mux.open_stream(target.destination(), first).await?,
             )),
@@ -139,7 +145,8 @@ impl Outbound {
     }
 
     /// Opens a UDP flow to `target`: a connected socket, VLESS command 2, or a UDP
-    /// sub-stream of the Mux.Cool pool.
+    /// sub-stream of the Mux.Cool pool (always, with Vision: command 2 never goes
+    /// with that flow).
     pub async fn open_packets(&self, target: &Target) -> Result<Packets, OutboundError> {
         match (&self.kind, &self.security, &self.mux) {
             (OutboundKind::Direct { .. }, _, _) => {
@@ -151,6 +158,15 @@ impl Outbound {
                 let socket = udp_socket(&addr).await.map_err(io)?;
                 socket.connect(addr).await.map_err(io)?;
                 Ok(Packets::socket(socket))
+            }
+            (OutboundKind::Vless(cfg), _, _)
+                if cfg.flow == crate::config::Flow::Vision && target.port == 443 =>
+            {
+                // Xray's rule, with its words (QUIC is left to fall back to TCP).
+                Err(OutboundError::Connect(
+                    target.clone(),
+                    std::io::Error::other("XTLS rejected UDP/443 traffic"),
+                ))
             }
             (OutboundKind::Vless(_), _, Some(mux)) => {
                 let (tx, rx) = mux.open_packets(target.destination()).await?;

@@ -19,7 +19,8 @@ use tokio::io::ReadHalf;
 use tokio::sync::mpsc;
 
 use super::OutboundError;
-use super::vless::{self, VlessConn};
+use super::Upstream;
+use super::vless;
 use crate::config::VlessOutbound;
 use crate::framed::FrameError;
 use crate::mux::{MuxNetwork, MuxStream, Packet, PacketWriter, Tunnel, next_frame, write_frames};
@@ -106,9 +107,17 @@ impl MuxClient {
     }
 
     async fn dial(&self) -> Result<Arc<ClientTunnel>, OutboundError> {
-        let mut stream = vless::connect(&self.server, &self.security, Command::Mux, &[]).await?;
-        // A batch of frames goes out in one write: the layer must take it whole.
-        stream.get_mut().take_writes_of(crate::mux::TLS_BUFFER);
+        let stream = if self.server.flow.is_vision() {
+            // A Vision tunnel (for UDP only: Xray's servers refuse TCP in it).
+            Upstream::Vision(Box::new(
+                vless::connect_vision(&self.server, &self.security, Command::Mux, &[]).await?,
+            ))
+        } else {
+            let mut s = vless::connect(&self.server, &self.security, Command::Mux, &[]).await?;
+            // A batch of frames goes out in one write: the layer must take it whole.
+            s.get_mut().take_writes_of(crate::mux::TLS_BUFFER);
+            Upstream::Vless(s)
+        };
         self.dialed.fetch_add(1, Ordering::Relaxed);
         let (reader, writer) = tokio::io::split(stream);
         let tunnel = Arc::new(ClientTunnel {
@@ -174,7 +183,7 @@ impl ClientTunnel {
 
 /// Reads the tunnel: Keep data to its sub-stream, End closes one. Ends (closing the
 /// tunnel) on EOF, a read error, a malformed frame or idleness.
-async fn read_frames(tunnel: Arc<ClientTunnel>, mut reader: ReadHalf<VlessConn>, idle: Duration) {
+async fn read_frames(tunnel: Arc<ClientTunnel>, mut reader: ReadHalf<Upstream>, idle: Duration) {
     let mut buf = BytesMut::new();
     let mut seen = 0;
     let why = loop {

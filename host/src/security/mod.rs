@@ -149,6 +149,29 @@ pub trait Peel {
     fn take_plaintext(&mut self, out: &mut bytes::BytesMut);
     /// The negotiated TLS version (`0x0304` for 1.3).
     fn outer_version(&self) -> Option<u16>;
+    /// Reads plaintext of at most one record: a read that went on to the next record
+    /// (tokio-rustls's client read fills the whole buffer) could take the peer's raw
+    /// bytes after its direct frame for a record.
+    fn poll_read_record(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>>;
+}
+
+/// One chunk of a buffered reader's data: rustls hands its plaintext up a record at
+/// a time.
+fn poll_chunk<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    cx: &mut std::task::Context<'_>,
+    buf: &mut tokio::io::ReadBuf<'_>,
+) -> std::task::Poll<std::io::Result<()>> {
+    use std::pin::Pin;
+    let data = std::task::ready!(Pin::new(&mut *reader).poll_fill_buf(cx))?;
+    let n = data.len().min(buf.remaining());
+    buf.put_slice(data.get(..n).unwrap_or_default());
+    Pin::new(reader).consume(n);
+    std::task::Poll::Ready(Ok(()))
 }
 
 /// Drains rustls's decrypted plaintext (its `Reader` says `WouldBlock` once empty).
@@ -160,45 +183,43 @@ fn drain(mut reader: rustls::Reader<'_>, out: &mut bytes::BytesMut) {
     }
 }
 
-impl Peel for Secured {
-    fn raw(&mut self) -> &mut Stream {
-        match self {
-            Secured::Tls(tls) => tls.get_mut().0,
-        }
-    }
+/// Both secured streams peel the same way: rustls over the transport's stream.
+macro_rules! peel_tls {
+    ($ty:ident) => {
+        impl Peel for $ty {
+            fn raw(&mut self) -> &mut Stream {
+                match self {
+                    $ty::Tls(tls) => tls.get_mut().0,
+                }
+            }
 
-    fn take_plaintext(&mut self, out: &mut bytes::BytesMut) {
-        match self {
-            Secured::Tls(tls) => drain(tls.get_mut().1.reader(), out),
-        }
-    }
+            fn take_plaintext(&mut self, out: &mut bytes::BytesMut) {
+                match self {
+                    $ty::Tls(tls) => drain(tls.get_mut().1.reader(), out),
+                }
+            }
 
-    fn outer_version(&self) -> Option<u16> {
-        match self {
-            Secured::Tls(tls) => tls.get_ref().1.protocol_version().map(u16::from),
+            fn outer_version(&self) -> Option<u16> {
+                match self {
+                    $ty::Tls(tls) => tls.get_ref().1.protocol_version().map(u16::from),
+                }
+            }
+
+            fn poll_read_record(
+                &mut self,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                match self {
+                    $ty::Tls(tls) => poll_chunk(&mut **tls, cx, buf),
+                }
+            }
         }
-    }
+    };
 }
 
-impl Peel for ClientSecured {
-    fn raw(&mut self) -> &mut Stream {
-        match self {
-            ClientSecured::Tls(tls) => tls.get_mut().0,
-        }
-    }
-
-    fn take_plaintext(&mut self, out: &mut bytes::BytesMut) {
-        match self {
-            ClientSecured::Tls(tls) => drain(tls.get_mut().1.reader(), out),
-        }
-    }
-
-    fn outer_version(&self) -> Option<u16> {
-        match self {
-            ClientSecured::Tls(tls) => tls.get_ref().1.protocol_version().map(u16::from),
-        }
-    }
-}
+peel_tls!(Secured);
+peel_tls!(ClientSecured);
 
 // Both secured streams are plain byte streams to the layers above.
 crate::util::delegate_io!(Secured { Tls });

@@ -109,15 +109,17 @@ fn strip_header(state: &mut Header, data: &[u8]) -> std::io::Result<usize> {
     Ok(used)
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for VlessStream<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
+impl<S> VlessStream<S> {
+    /// Reads with `read` and strips the response header from what it gives.
+    fn poll_stripped(
+        &mut self,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
+        read: fn(&mut S, &mut Context<'_>, &mut ReadBuf<'_>) -> Poll<std::io::Result<()>>,
     ) -> Poll<std::io::Result<()>> {
         loop {
             let before = buf.filled().len();
-            ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+            ready!(read(&mut self.inner, cx, buf))?;
             let filled = buf.filled().len();
             if self.header == Header::Done || filled == before {
                 return Poll::Ready(Ok(()));
@@ -133,6 +135,16 @@ impl<S: AsyncRead + Unpin> AsyncRead for VlessStream<S> {
                 return Poll::Ready(Ok(()));
             }
         }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for VlessStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.poll_stripped(cx, buf, |s, cx, buf| Pin::new(s).poll_read(cx, buf))
     }
 }
 
@@ -164,11 +176,16 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for VlessStream<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        ready!(self.poll_unsent(cx))?;
+        // A header still waiting for its first write keeps waiting: a flush ahead of
+        // that write must not send it alone.
+        if !self.glue {
+            ready!(self.poll_unsent(cx))?;
+        }
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.glue = false;
         ready!(self.poll_unsent(cx))?;
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
@@ -185,6 +202,14 @@ impl<S: Peel> Peel for VlessStream<S> {
 
     fn outer_version(&self) -> Option<u16> {
         self.inner.outer_version()
+    }
+
+    fn poll_read_record(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.poll_stripped(cx, buf, S::poll_read_record)
     }
 }
 

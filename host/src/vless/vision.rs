@@ -185,7 +185,7 @@ impl<S: Peel + AsyncRead + AsyncWrite + Unpin> VisionStream<S> {
         while self.ready.is_empty() && self.read == Phase::Padded {
             let mut chunk = [0u8; READ_CHUNK];
             let mut buf = ReadBuf::new(&mut chunk);
-            ready!(Pin::new(&mut self.inner).poll_read(cx, &mut buf))?;
+            ready!(self.inner.poll_read_record(cx, &mut buf))?;
             if buf.filled().is_empty() {
                 if self.unpadder.in_frame() || !self.held.is_empty() && !self.unpadder.at_start() {
                     let e = invalid("the peer closed inside a padded frame");
