@@ -27,12 +27,12 @@ thread_local! {
     static POOL: RefCell<Vec<Box<[u8]>>> = const { RefCell::new(Vec::new()) };
 }
 
-fn take() -> Box<[u8]> {
+pub(crate) fn take() -> Box<[u8]> {
     POOL.with(|p| p.borrow_mut().pop())
         .unwrap_or_else(|| vec![0u8; BUF_SIZE].into_boxed_slice())
 }
 
-fn give(buf: Box<[u8]>) {
+pub(crate) fn give(buf: Box<[u8]>) {
     POOL.with(|p| {
         let mut pool = p.borrow_mut();
         if pool.len() < KEEP {
@@ -148,6 +148,11 @@ impl<S> Coalesced<S> {
     /// Reads go on whole again (the records are no longer the concern).
     pub fn ungate(&mut self) {
         self.gate = None;
+    }
+
+    /// No bytes read ahead are waiting here.
+    pub fn is_drained(&self) -> bool {
+        self.buf.is_none()
     }
 
     pub fn get_ref(&self) -> &S {

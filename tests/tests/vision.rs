@@ -55,6 +55,30 @@ async fn a_sing_box_vision_client_fetches_https_and_200_mb_of_tls13_through_wasm
 
     const SIZE: u64 = 200 * 1024 * 1024;
     assert_eq!(tls_download(client.addr, SIZE, true).await, SIZE);
+    // The download went through the kernel (splice), and the counters saw all of it.
+    assert!(
+        logged_since(mark, "splicing") >= 1,
+        "never spliced:\n{}",
+        logcapture::all()
+    );
+    let most_down = || {
+        logcapture::all()
+            .get(mark..)
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|f| f.strip_prefix("down=")?.parse::<u64>().ok())
+            .max()
+    };
+    // The server logs the session once it has ended on its side too.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while most_down() < Some(SIZE) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        most_down() >= Some(SIZE),
+        "access lines count {:?} bytes down",
+        most_down()
+    );
     // The page's both directions left the outer TLS (the client's direct frame was
     // read, ours sent), and the download's downlink did (its client sends no data).
     assert!(

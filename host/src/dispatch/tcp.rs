@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::{Dispatcher, SessionLog};
 use crate::outbound::Upstream;
-use crate::relay::relay;
+use crate::relay::{Sockets, relay, relay_direct};
 use crate::session::{Failure, Outcome, Snapshot};
 
 /// What an inbound owes its client once a session's fate is known.
@@ -66,6 +66,22 @@ impl Dispatcher {
         let setup = Box::pin(self.connect(snapshot, client, held, reply, &mut log)).await;
         let Some(c) = setup else { return };
         let (mut traffic, outcome) = relay(c.client, c.upstream, c.prefix, &self.timeouts).await;
+        traffic.up += c.replayed;
+        log.traffic(traffic);
+        log.end(outcome);
+    }
+
+    /// [`Dispatcher::tcp`] for a client whose directions may turn into plain sockets
+    /// (Vision): each is spliced in the kernel once both of its ends are sockets.
+    pub async fn tcp_spliced<S>(&self, snapshot: Snapshot, client: S, held: BytesMut)
+    where
+        S: AsyncRead + AsyncWrite + Sockets + Unpin,
+    {
+        let mut log = SessionLog::start(&snapshot);
+        let reply = Reply::prefix(&[]);
+        let setup = Box::pin(self.connect(snapshot, client, held, &reply, &mut log)).await;
+        let Some(c) = setup else { return };
+        let (mut traffic, outcome) = relay_direct(c.client, c.upstream, &self.timeouts).await;
         traffic.up += c.replayed;
         log.traffic(traffic);
         log.end(outcome);

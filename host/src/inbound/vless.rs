@@ -189,8 +189,7 @@ impl VlessServer {
             let dispatcher = self.dispatcher.clone();
             crate::mux::serve(dispatcher, snapshot, stream, first, &[], idle, true).await
         } else {
-            let reply = Reply::prefix(&[]);
-            self.dispatcher.tcp(snapshot, stream, first, &reply).await
+            self.dispatcher.tcp_spliced(snapshot, stream, first).await
         }
     }
 

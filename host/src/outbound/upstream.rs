@@ -20,3 +20,16 @@ crate::util::delegate_io!(Upstream {
     Vision,
     Mux
 });
+
+impl crate::relay::Sockets for Upstream {
+    fn read_socket(&mut self) -> Option<&TcpStream> {
+        match self {
+            Upstream::Direct(tcp) => Some(tcp),
+            _ => None,
+        }
+    }
+
+    fn write_socket(&mut self) -> Option<&TcpStream> {
+        self.read_socket()
+    }
+}

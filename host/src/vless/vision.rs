@@ -133,21 +133,6 @@ impl<S: Peel + AsyncRead + AsyncWrite + Unpin> VisionStream<S> {
         }
     }
 
-    /// Both directions are raw on the socket: the stream under the security layer is
-    /// all there is (and, once [`Self::drained`], all that holds bytes).
-    pub fn is_direct(&self) -> bool {
-        self.read == Phase::Direct && self.write == Phase::Direct
-    }
-
-    /// Nothing read is waiting here for the caller.
-    pub fn drained(&self) -> bool {
-        self.ready.is_empty() && self.held.is_empty()
-    }
-
-    pub fn raw(&mut self) -> &mut crate::transport::Stream {
-        self.inner.raw()
-    }
-
     /// Unpads what was read; switches the read side where padding ended.
     fn unpad(&mut self) -> std::io::Result<()> {
         let start = self.ready.len();
@@ -327,5 +312,23 @@ impl<S: Peel + AsyncRead + AsyncWrite + Unpin> AsyncWrite for VisionStream<S> {
             Phase::Direct => Pin::new(this.inner.raw()).poll_shutdown(cx),
             _ => Pin::new(&mut this.inner).poll_shutdown(cx),
         }
+    }
+}
+
+// The direct phase, to the relay: a direction is a socket once nothing of it is
+// buffered here or in the layers under.
+impl<S: Peel> crate::relay::Sockets for VisionStream<S> {
+    fn read_socket(&mut self) -> Option<&tokio::net::TcpStream> {
+        let direct = self.read == Phase::Direct && self.ready.is_empty() && self.held.is_empty();
+        let raw = self.inner.raw();
+        (direct && raw.is_drained()).then(|| raw.get_ref())
+    }
+
+    fn write_socket(&mut self) -> Option<&tokio::net::TcpStream> {
+        let direct = self.write == Phase::Direct
+            && !self.switch
+            && self.queue.is_empty()
+            && self.after_switch.is_empty();
+        direct.then(|| self.inner.raw().get_ref())
     }
 }

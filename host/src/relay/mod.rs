@@ -11,6 +11,11 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
+mod direct;
+mod splice;
+
+pub use direct::{Sockets, relay_direct};
+
 use crate::bufpool;
 use crate::config::Timeouts;
 use crate::session::Outcome;
