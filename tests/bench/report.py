@@ -30,6 +30,10 @@ ROWS = [
     ("mux-http", "sub_streams_per_sec", "Mux.Cool HTTP scenario (64 sniffed requests per tunnel), sub-streams/s", False),
     ("mux-http", "server_cpu_ms_per_sub_stream", "Mux.Cool HTTP scenario, server CPU per sub-stream, ms", True),
     ("mux-http", "failed_sub_streams", "Mux.Cool HTTP scenario, sub-streams without their page", True),
+    ("vision", "mb_per_sec", "XTLS Vision: 1 stream inner-TLS download via sing-box's Vision client, MB/s", False),
+    ("vision", "server_cpu_secs_per_gb", "XTLS Vision: the same, server CPU s/GB", True),
+    ("vision-plain", "mb_per_sec", "the same inner-TLS download without a flow (plain VLESS over TLS), MB/s", False),
+    ("vision-plain", "server_cpu_secs_per_gb", "the same without a flow, server CPU s/GB", True),
 ]
 
 
@@ -69,7 +73,10 @@ def main():
                "and after each load. Ratios are wasmray / peer in this one run. The start rows come\n"
                "from `tests/bench/startup.py` (exec to a listening socket, read from /proc/net/tcp;\n"
                "RSS from /proc/PID/smaps_rollup after a second idle), with the built-in plugins\n"
-               "and sniffing configured as for the loads.\n")
+               "and sniffing configured as for the loads. The Vision rows come from\n"
+               "`tests/bench/vision.py`: a real sing-box client (flow xtls-rprx-vision, or none)\n"
+               "in front of each server, one download of inner TLS 1.3 from a local server; v2ray\n"
+               "4.34 has no Vision.\n")
     cpu = "unknown"
     try:
         with open("/proc/cpuinfo") as f:

@@ -58,30 +58,22 @@ impl Dispatcher {
     /// that is freed once the session is connected: a task's size is the largest state
     /// it ever has, and the relay, where a session spends its life, needs far less
     /// than a TLS dial in flight.
+    ///
+    /// Where an end may turn into a plain socket part-way (Vision), the relay is the one
+    /// that splices each direction once both of its ends are sockets.
     pub async fn tcp<S>(&self, snapshot: Snapshot, client: S, held: BytesMut, reply: &Reply<'_>)
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        let mut log = SessionLog::start(&snapshot);
-        let setup = Box::pin(self.connect(snapshot, client, held, reply, &mut log)).await;
-        let Some(c) = setup else { return };
-        let (mut traffic, outcome) = relay(c.client, c.upstream, c.prefix, &self.timeouts).await;
-        traffic.up += c.replayed;
-        log.traffic(traffic);
-        log.end(outcome);
-    }
-
-    /// [`Dispatcher::tcp`] for a client whose directions may turn into plain sockets
-    /// (Vision): each is spliced in the kernel once both of its ends are sockets.
-    pub async fn tcp_spliced<S>(&self, snapshot: Snapshot, client: S, held: BytesMut)
     where
         S: AsyncRead + AsyncWrite + Sockets + Unpin,
     {
         let mut log = SessionLog::start(&snapshot);
-        let reply = Reply::prefix(&[]);
-        let setup = Box::pin(self.connect(snapshot, client, held, &reply, &mut log)).await;
+        let setup = Box::pin(self.connect(snapshot, client, held, reply, &mut log)).await;
         let Some(c) = setup else { return };
-        let (mut traffic, outcome) = relay_direct(c.client, c.upstream, &self.timeouts).await;
+        let spliceable = c.client.switches() || c.upstream.switches();
+        let (mut traffic, outcome) = if spliceable && c.prefix.is_empty() {
+            relay_direct(c.client, c.upstream, &self.timeouts).await
+        } else {
+            relay(c.client, c.upstream, c.prefix, &self.timeouts).await
+        };
         traffic.up += c.replayed;
         log.traffic(traffic);
         log.end(outcome);

@@ -189,7 +189,8 @@ impl VlessServer {
             let dispatcher = self.dispatcher.clone();
             crate::mux::serve(dispatcher, snapshot, stream, first, &[], idle, true).await
         } else {
-            self.dispatcher.tcp_spliced(snapshot, stream, first).await
+            let reply = Reply::prefix(&[]);
+            self.dispatcher.tcp(snapshot, stream, first, &reply).await
         }
     }
 

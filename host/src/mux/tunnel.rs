@@ -410,3 +410,6 @@ pub async fn next_frame<R: AsyncRead + Unpin>(
 #[cfg(test)]
 #[path = "tunnel_tests.rs"]
 mod tests;
+
+// A sub-stream is frames in a tunnel, never a socket of its own.
+crate::relay::never_a_socket!(MuxStream);

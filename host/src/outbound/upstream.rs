@@ -22,14 +22,23 @@ crate::util::delegate_io!(Upstream {
 });
 
 impl crate::relay::Sockets for Upstream {
+    fn switches(&self) -> bool {
+        matches!(self, Upstream::Vision(_))
+    }
+
     fn read_socket(&mut self) -> Option<&TcpStream> {
         match self {
             Upstream::Direct(tcp) => Some(tcp),
+            Upstream::Vision(v) => v.read_socket(),
             _ => None,
         }
     }
 
     fn write_socket(&mut self) -> Option<&TcpStream> {
-        self.read_socket()
+        match self {
+            Upstream::Direct(tcp) => Some(tcp),
+            Upstream::Vision(v) => v.write_socket(),
+            _ => None,
+        }
     }
 }

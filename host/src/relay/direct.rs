@@ -25,6 +25,10 @@ use crate::session::Outcome;
 
 /// A stream that may be, or become, a plain TCP socket in one direction or both.
 pub trait Sockets {
+    /// It may turn into a socket part-way (Vision), so a relay should keep asking.
+    fn switches(&self) -> bool {
+        false
+    }
     /// The socket reads come from, when nothing is buffered above it.
     fn read_socket(&mut self) -> Option<&TcpStream>;
     /// The socket writes go to, when everything written before is on it.
@@ -40,6 +44,22 @@ impl Sockets for TcpStream {
         Some(self)
     }
 }
+
+/// Streams that never are a socket to splice: they frame or encrypt what they carry.
+macro_rules! never_a_socket {
+    ($($ty:ty),+) => {$(
+        impl crate::relay::Sockets for $ty {
+            fn read_socket(&mut self) -> Option<&tokio::net::TcpStream> {
+                None
+            }
+
+            fn write_socket(&mut self) -> Option<&tokio::net::TcpStream> {
+                None
+            }
+        }
+    )+};
+}
+pub(crate) use never_a_socket;
 
 enum State {
     /// Through user space; the buffer only while bytes are in it.

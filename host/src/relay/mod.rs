@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 mod direct;
 mod splice;
 
+pub(crate) use direct::never_a_socket;
 pub use direct::{Sockets, relay_direct};
 
 use crate::bufpool;

@@ -224,3 +224,4 @@ peel_tls!(ClientSecured);
 // Both secured streams are plain byte streams to the layers above.
 crate::util::delegate_io!(Secured { Tls });
 crate::util::delegate_io!(ClientSecured { Tls });
+crate::relay::never_a_socket!(Secured);

@@ -318,6 +318,10 @@ impl<S: Peel + AsyncRead + AsyncWrite + Unpin> AsyncWrite for VisionStream<S> {
 // The direct phase, to the relay: a direction is a socket once nothing of it is
 // buffered here or in the layers under.
 impl<S: Peel> crate::relay::Sockets for VisionStream<S> {
+    fn switches(&self) -> bool {
+        true
+    }
+
     fn read_socket(&mut self) -> Option<&tokio::net::TcpStream> {
         let direct = self.read == Phase::Direct && self.ready.is_empty() && self.held.is_empty();
         let raw = self.inner.raw();
