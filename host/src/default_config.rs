@@ -54,6 +54,8 @@ pub fn embedded(listen: SocketAddr) -> anyhow::Result<Config> {
             },
         ],
         plugins: PluginsConfig { ..base.plugins },
+        stats: Default::default(),
+        api: None,
     })
 }
 

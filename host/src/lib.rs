@@ -1,6 +1,7 @@
 //! wasmray: a VLESS over TLS proxy daemon with Mux.Cool, whose sniffing and routing
 //! stages run as sandboxed WebAssembly plugins. See `docs/architecture.md`.
 
+pub mod api;
 pub mod bufpool;
 pub mod cli_plugin;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod relay;
 pub mod security;
 pub mod session;
 pub mod share;
+pub mod stats;
 pub mod transport;
 pub mod util;
 pub mod vless;

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -137,13 +138,18 @@ fn run(
         // Handlers first: once anything says the daemon listens, SIGTERM must drain and
         // SIGHUP reload, not kill (their default action).
         let signals = Signals::new()?;
-        let daemon = Daemon::start(&config).await?;
+        let daemon = Arc::new(Daemon::start(&config).await?);
         if embedded {
             print_default(&config, &daemon).await;
         }
+        let api = match config.api {
+            Some(api) => Some(start_api(api, &daemon).await?),
+            None => None,
+        };
         let _pid = pid_file.map(PidFile::write).transpose()?;
         println!("wasmray is running; press Ctrl-C to stop");
         signals.wait(&daemon, path, grace).await;
+        drop(api);
         tracing::info!("shutting down: no new connections; draining for up to {grace:?}");
         let left = daemon.shutdown(grace).await;
         if left > 0 {
@@ -151,6 +157,32 @@ fn run(
         }
         Ok(())
     })
+}
+
+/// Binds the management API and serves it until the returned sender drops. Its
+/// address is fixed at start (a reload does not move it).
+async fn start_api(
+    api: wasmray::config::ApiConfig,
+    daemon: &Arc<Daemon>,
+) -> anyhow::Result<tokio::sync::oneshot::Sender<()>> {
+    let listener = tokio::net::TcpListener::bind(api.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("api: cannot listen on {}: {e}", api.listen))?;
+    tracing::info!(
+        "api: Xray's HandlerService and StatsService on {}",
+        listener.local_addr()?
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let daemon = Arc::clone(daemon);
+    tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        if let Err(e) = wasmray::api::serve(listener, daemon, shutdown).await {
+            tracing::error!("{e}");
+        }
+    });
+    Ok(stop)
 }
 
 async fn print_default(config: &Config, daemon: &Daemon) {

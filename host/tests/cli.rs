@@ -244,9 +244,54 @@ fn loopback_example() -> (tempfile::TempDir, std::path::PathBuf, String) {
     let path = dir.path().join("server.toml");
     let text = std::fs::read_to_string(&path)
         .unwrap()
-        .replace("0.0.0.0:8443", "127.0.0.1:0");
+        .replace("0.0.0.0:8443", "127.0.0.1:0")
+        .replace("127.0.0.1:10085", "127.0.0.1:0");
     std::fs::write(&path, &text).unwrap();
     (dir, path, text)
+}
+
+/// The example's `[api]` is served by `wasmray run`: a real generated client
+/// (python-xray-api, see tests/api/xray_api.py) lists its inbounds and reads the
+/// counters the daemon registered at start.
+#[test]
+fn run_serves_the_management_api_of_the_config() {
+    let (_dir, path, _) = loopback_example();
+    let mut child = run_logged(&path, &[]);
+    let guard = KillOnDrop(&mut child);
+    let mut lines = BufReader::new(guard.0.stderr.take().unwrap())
+        .lines()
+        .map(|l| l.unwrap());
+    let line = lines
+        .find(|l| l.contains("api: Xray's HandlerService"))
+        .expect("the API starts");
+    let addr: std::net::SocketAddr = line
+        .rsplit(' ')
+        .next()
+        .map(|a| a.trim_matches(|c: char| !c.is_ascii_digit() && c != '.' && c != ':'))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    assert!(addr.ip().is_loopback());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/api/xray_api.py");
+    let call = |args: &[&str]| {
+        let out = Command::new("python3")
+            .arg(script)
+            .arg(addr.port().to_string())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(call(&["inbounds"]), r#"{"ok": ["vless-in"]}"#);
+    let stats = call(&["query", "outbound>>>direct>>>"]);
+    assert!(
+        stats.contains(r#""outbound>>>direct>>>traffic>>>uplink": 0"#),
+        "{stats}"
+    );
 }
 
 /// `wasmray run -c FILE` with `args`, its log lines on stderr.
@@ -333,6 +378,8 @@ fn the_access_log_file_is_written_at_any_level_and_reopened_on_sighup() {
     let (dir, path, text) = loopback_example();
     let log = dir.path().join("access.log");
     let access = format!("access = {:?}", log.display().to_string());
+    // One listener, so `listening_port` finds the inbound's.
+    let text = text.replace("[api]\nlisten = \"127.0.0.1:0\"\n", "");
     let text = text
         .lines()
         .map(|l| match l {

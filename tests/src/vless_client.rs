@@ -21,6 +21,17 @@ pub async fn tls_connect(
     cert_der: &[u8],
     alpn: &[&str],
 ) -> std::io::Result<Stream> {
+    tls_connect_from(None, server, cert_der, alpn).await
+}
+
+/// [`tls_connect`] from the loopback address `source` (127.0.0.2 is not the one
+/// loopback address Xray's online map leaves out).
+pub async fn tls_connect_from(
+    source: Option<std::net::IpAddr>,
+    server: SocketAddr,
+    cert_der: &[u8],
+    alpn: &[&str],
+) -> std::io::Result<Stream> {
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from(cert_der.to_vec()))
@@ -29,7 +40,14 @@ pub async fn tls_connect(
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
-    let tcp = TcpStream::connect(server).await?;
+    let tcp = match source {
+        Some(ip) => {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(SocketAddr::new(ip, 0))?;
+            socket.connect(server).await?
+        }
+        None => TcpStream::connect(server).await?,
+    };
     tcp.set_nodelay(true)?;
     let name = ServerName::try_from(crate::SNI).map_err(std::io::Error::other)?;
     TlsConnector::from(Arc::new(config))

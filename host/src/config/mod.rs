@@ -33,6 +33,28 @@ pub struct Config {
     pub inbounds: Vec<InboundConfig>,
     pub outbounds: Vec<OutboundConfig>,
     pub plugins: PluginsConfig,
+    pub stats: StatsConfig,
+    /// `[api]`: Xray's gRPC management API (off unless configured).
+    pub api: Option<ApiConfig>,
+}
+
+/// `[api]`: where the management API listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiConfig {
+    pub listen: SocketAddr,
+}
+
+/// `[stats]`: the traffic counters and online maps the API reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatsConfig {
+    /// Counting is on unless turned off (it costs the relay nothing measurable).
+    pub enabled: bool,
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        StatsConfig { enabled: true }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -356,12 +378,36 @@ fn validate(raw: raw::RawConfig, base: &Path, errors: &mut Errors) -> Option<Con
     let inbounds = inbound::validate_all(raw.inbound, base, errors);
     let tags: Vec<&str> = outbounds.iter().map(|o| o.tag.as_str()).collect();
     let plugins = plugins::validate(raw.plugins, base, &tags, errors);
+    let stats = StatsConfig {
+        enabled: raw.stats.enabled.unwrap_or(true),
+    };
+    let api = raw
+        .api
+        .and_then(|a| errors.take("api.listen", validate_api(&a)));
     Some(Config {
         log,
         inbounds,
         outbounds,
         plugins,
+        stats,
+        api,
     })
+}
+
+/// The API manages users and reads everyone's traffic: loopback only, unless the
+/// operator says otherwise.
+fn validate_api(raw: &raw::RawApi) -> Result<ApiConfig, String> {
+    let listen: SocketAddr =
+        (raw.listen.parse()).map_err(|_| format!("not an address (IP:port): {:?}", raw.listen))?;
+    if !listen.ip().is_loopback() && !raw.allow_remote.unwrap_or(false) {
+        return Err(format!(
+            "{listen} is not a loopback address: the API can add users and read all traffic, so it binds loopback unless `allow_remote = true`"
+        ));
+    }
+    if !listen.ip().is_loopback() {
+        return Err("allow_remote: serving the API beyond loopback needs TLS, which is not supported yet; reach it through an SSH tunnel".into());
+    }
+    Ok(ApiConfig { listen })
 }
 
 fn validate_log(raw: raw::RawLog, base: &Path, errors: &mut Errors) -> LogConfig {

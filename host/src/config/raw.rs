@@ -16,6 +16,22 @@ pub struct RawConfig {
     pub outbound: Vec<RawOutbound>,
     #[serde(default)]
     pub plugins: RawPlugins,
+    #[serde(default)]
+    pub stats: RawStats,
+    pub api: Option<RawApi>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    pub listen: String,
+    pub allow_remote: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStats {
+    pub enabled: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -2,6 +2,9 @@
 //! session's [`SessionLog`] when it drops. A session that is cut off (its Mux.Cool
 //! tunnel broke, its task was aborted, a user was revoked) still gets its line, with
 //! result `error` unless it had ended otherwise before.
+//!
+//! The log also holds the session's [`Meter`] and its place in the online map, so
+//! both live exactly as long as the session.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,6 +12,7 @@ use std::time::Instant;
 
 use crate::relay::Traffic;
 use crate::session::{Network, Outcome, Snapshot, SnapshotFields, Target};
+use crate::stats::{Meter, OnlineGuard};
 
 /// A session's access-log line in the making.
 ///
@@ -26,6 +30,8 @@ pub struct SessionLog {
     traffic: Traffic,
     started: Instant,
     outcome: Outcome,
+    meter: Meter,
+    _online: Option<OnlineGuard>,
 }
 
 impl SessionLog {
@@ -47,6 +53,8 @@ impl SessionLog {
             traffic: Traffic::default(),
             started,
             outcome: Outcome::Error,
+            meter: Meter::default(),
+            _online: None,
         }
     }
 
@@ -75,7 +83,26 @@ impl SessionLog {
         self.outbound = Some(tag.clone());
     }
 
+    /// The routed session's counters, and its user online while the session lives.
+    pub fn count_on(&mut self, meter: Meter, online: Option<OnlineGuard>) {
+        self.meter = meter;
+        self._online = online;
+    }
+
+    /// The counters the relay adds to as bytes move.
+    pub fn meter(&self) -> &Meter {
+        &self.meter
+    }
+
+    /// The session's totals, already counted on the meter as they moved.
     pub fn traffic(&mut self, traffic: Traffic) {
+        self.traffic = traffic;
+    }
+
+    /// Totals of an exchange that was not relayed through the meter: counted now.
+    pub fn traffic_at_end(&mut self, traffic: Traffic) {
+        self.meter.up(traffic.up);
+        self.meter.down(traffic.down);
         self.traffic = traffic;
     }
 

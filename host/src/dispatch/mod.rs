@@ -18,6 +18,7 @@ use crate::mux::{MuxStream, SubPackets, SubSessions};
 use crate::outbound::{Outbound, Outbounds};
 use crate::plugin::{Pipeline, Registry, SniffOutcome};
 use crate::session::{Failure, Outcome, Snapshot};
+use crate::stats::Stats;
 
 mod log;
 mod tcp;
@@ -27,12 +28,13 @@ pub use log::SessionLog;
 pub use tcp::Reply;
 pub use udp::{ClientPackets, FramedPackets};
 
-/// What every session needs from the daemon: the plugins, the outbounds and the
-/// timeouts of the inbound it came through.
+/// What every session needs from the daemon: the plugins, the outbounds, the
+/// counters and the timeouts of the inbound it came through.
 #[derive(Clone)]
 pub struct Dispatcher {
     pub registry: Arc<Registry>,
     pub outbounds: Arc<Outbounds>,
+    pub stats: Arc<Stats>,
     pub timeouts: Timeouts,
 }
 
@@ -66,6 +68,11 @@ impl Dispatcher {
         match self.outbounds.pick(decided.outbound.as_deref()) {
             Ok(outbound) => {
                 log.outbound(&outbound.tag);
+                let user = decided.user.as_deref();
+                log.count_on(
+                    self.stats.meter(user, &decided.inbound_tag, &outbound.tag),
+                    self.stats.online(user, decided.source.ip()),
+                );
                 Ok((decided, outbound))
             }
             Err(e) => {

@@ -69,10 +69,13 @@ impl Dispatcher {
         let setup = Box::pin(self.connect(snapshot, client, held, reply, &mut log)).await;
         let Some(c) = setup else { return };
         let spliceable = c.client.switches() || c.upstream.switches();
+        // The held bytes went out with the dial, before the relay counted anything.
+        log.meter().up(c.replayed);
+        let meter = log.meter();
         let (mut traffic, outcome) = if spliceable && c.prefix.is_empty() {
-            relay_direct(c.client, c.upstream, &self.timeouts).await
+            relay_direct(c.client, c.upstream, &self.timeouts, meter).await
         } else {
-            relay(c.client, c.upstream, c.prefix, &self.timeouts).await
+            relay(c.client, c.upstream, c.prefix, &self.timeouts, meter).await
         };
         traffic.up += c.replayed;
         log.traffic(traffic);

@@ -19,6 +19,7 @@ use crate::outbound::{OutboundError, Packets, read_datagram};
 use crate::proto::{Address, Destination, udp};
 use crate::relay::Traffic;
 use crate::session::{Outcome, Snapshot};
+use crate::stats::Meter;
 
 /// The inbound's side of a UDP session.
 pub trait ClientPackets: Send {
@@ -70,7 +71,8 @@ impl Dispatcher {
         };
         // Replies on a connected flow come from the target the client asked for.
         let asked = snapshot.target.destination();
-        let (traffic, outcome) = pump(&mut client, packets, asked, self.timeouts.idle).await;
+        let idle = self.timeouts.idle;
+        let (traffic, outcome) = pump(&mut client, packets, asked, idle, log.meter()).await;
         client.finish().await;
         log.traffic(traffic);
         log.end(outcome);
@@ -90,6 +92,7 @@ async fn pump<C: ClientPackets>(
     packets: Packets,
     asked: Destination,
     idle: std::time::Duration,
+    meter: &Meter,
 ) -> (Traffic, Outcome) {
     let Packets { mut tx, mut rx } = packets;
     let mut traffic = Traffic::default();
@@ -114,6 +117,7 @@ async fn pump<C: ClientPackets>(
                     return (traffic, Outcome::Error);
                 }
                 traffic.up += data.len() as u64;
+                meter.up(data.len() as u64);
                 !data.is_empty()
             }
             Event::Down(Ok(Some((from, data)))) => {
@@ -125,6 +129,7 @@ async fn pump<C: ClientPackets>(
                     return (traffic, Outcome::Ok);
                 }
                 traffic.down += data.len() as u64;
+                meter.down(data.len() as u64);
                 true
             }
         };

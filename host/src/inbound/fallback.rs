@@ -12,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use crate::config::{Fallback, FallbackDest, Timeouts};
 use crate::proto::proxy_protocol::{ProxyAddrs, ProxyHeader, Version};
 use crate::relay::{Traffic, relay};
+use crate::stats::Meter;
 
 /// Chooses the entry as Xray does: the SNI picks a name (exact, else the longest
 /// configured name contained in it, else ""), then the ALPN, then the path; at each
@@ -110,12 +111,16 @@ where
             let mut target = connect_with_retries(addr).await?;
             let _ = target.set_nodelay(true);
             target.write_all(&head).await?;
-            Ok(relay(client, target, &[], timeouts).await.0)
+            Ok(relay(client, target, &[], timeouts, &Meter::default())
+                .await
+                .0)
         }
         FallbackDest::Unix(path) => {
             let mut target = connect_unix(path).await?;
             target.write_all(&head).await?;
-            Ok(relay(client, target, &[], timeouts).await.0)
+            Ok(relay(client, target, &[], timeouts, &Meter::default())
+                .await
+                .0)
         }
     }
 }

@@ -172,7 +172,7 @@ impl HttpServer {
             }
         };
         traffic.up += first.len() as u64;
-        log.traffic(traffic);
+        log.traffic_at_end(traffic);
         Ok(keep)
     }
 }

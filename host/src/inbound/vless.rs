@@ -17,10 +17,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use arc_swap::ArcSwap;
 use bytes::BytesMut;
 use tokio::net::TcpStream;
 
 use super::fallback;
+use crate::config::User;
 use crate::config::{Fallback, Timeouts, Transport};
 use crate::dispatch::{Dispatcher, FramedPackets, Reply, SessionLog};
 use crate::proto::vless::{Command, RequestHeader};
@@ -29,14 +31,17 @@ use crate::session::{Network, Outcome, SnapshotFields, Target};
 use crate::vless::VisionStream;
 use crate::vless::flow::{self, FlowError};
 use crate::vless::server::{Handshake, HandshakeError, RESPONSE, handshake};
-use crate::vless::users::{UserEntry, Users};
+use crate::vless::users::{UserEntry, Users, UsersError};
 
 /// One VLESS inbound, shared by its connections.
 pub struct VlessServer {
     pub tag: Arc<str>,
     pub transport: Transport,
     pub security: ServerSecurity,
-    pub users: Users,
+    /// Swapped whole by the management API (readers never wait).
+    pub users: ArcSwap<Users>,
+    /// Serialises the API's changes to `users`.
+    pub users_write: std::sync::Mutex<()>,
     pub fallbacks: Vec<Fallback>,
     pub timeouts: Timeouts,
     /// Connections served at once (the accept loop's permits).
@@ -61,12 +66,30 @@ enum Rejected {
 }
 
 impl VlessServer {
+    /// Adds a user for the next handshakes (the management API).
+    pub fn add_user(&self, user: &User) -> Result<(), UsersError> {
+        let _writer = crate::util::lock(&self.users_write);
+        let next = self.users.load().with(user)?;
+        self.users.store(Arc::new(next));
+        Ok(())
+    }
+
+    /// Removes the user with `email` and ends its sessions (the management API).
+    pub fn remove_user(&self, email: &str) -> Result<(), UsersError> {
+        let _writer = crate::util::lock(&self.users_write);
+        let (next, gone) = self.users.load().without(email)?;
+        self.users.store(Arc::new(next));
+        Users::revoke(&gone);
+        Ok(())
+    }
+
     /// Serves one accepted TCP connection to its end.
     pub async fn serve(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr) {
         let started = Instant::now();
         let local = tcp.local_addr().unwrap_or(peer);
         let mut stream = crate::transport::accepted(self.transport, tcp);
-        if self.users.any_vision() {
+        let users = self.users.load_full();
+        if users.any_vision() {
             stream = stream.one_record_at_a_time();
         }
         let deadline = tokio::time::Instant::now() + self.timeouts.handshake;
@@ -77,8 +100,11 @@ impl VlessServer {
                 Err(_) => return self.rejected(peer, started, Rejected::Timeout),
             };
         let fallbacks = !self.fallbacks.is_empty();
-        let shook = Box::pin(handshake(&mut secured, &self.users, fallbacks));
-        match tokio::time::timeout_at(deadline, shook).await {
+        let shook = Box::pin(handshake(&mut secured, &users, fallbacks));
+        let shook = tokio::time::timeout_at(deadline, shook).await;
+        // The session holds its user's entry, not the whole list of the moment.
+        drop(users);
+        match shook {
             Err(_) => self.rejected(peer, started, Rejected::Timeout),
             Ok(Err(e)) => self.rejected(peer, started, e.into()),
             Ok(Ok(Handshake::Fallback(first))) => {
@@ -89,7 +115,7 @@ impl VlessServer {
                 tokio::select! {
                     () = self.command(secured, header, &user, payload, peer) => {}
                     () = user.revoked() => {
-                        tracing::info!(user = %user.email, "user removed by a reload; closing its session");
+                        tracing::info!(user = %user.email, "user removed; closing its session");
                     }
                 }
             }

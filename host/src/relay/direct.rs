@@ -18,10 +18,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::splice::{Pipe, shutdown_write};
-use super::{Traffic, watch_idle};
+use super::{Tally, Traffic, watch_idle};
 use crate::bufpool;
 use crate::config::Timeouts;
 use crate::session::Outcome;
+use crate::stats::Meter;
 
 /// A stream that may be, or become, a plain TCP socket in one direction or both.
 pub trait Sockets {
@@ -73,9 +74,9 @@ enum State {
 }
 
 /// One direction's copy.
-struct Direction {
+struct Direction<'a> {
     state: State,
-    moved: u64,
+    moved: &'a Tally<'a>,
     /// Splicing is off for good (no pipe could be made).
     no_splice: bool,
 }
@@ -90,15 +91,15 @@ impl Activity<'_> {
     }
 }
 
-impl Direction {
-    fn new() -> Self {
+impl<'a> Direction<'a> {
+    fn new(moved: &'a Tally<'a>) -> Self {
         Direction {
             state: State::Copy {
                 buf: None,
                 pos: 0,
                 len: 0,
             },
-            moved: 0,
+            moved,
             no_splice: false,
         }
     }
@@ -128,7 +129,7 @@ impl Direction {
                         return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
                     }
                     *pos += n;
-                    self.moved += n as u64;
+                    self.moved.add(n as u64);
                     activity.touch();
                     if *pos >= *len
                         && let Some(b) = buf.take()
@@ -141,7 +142,7 @@ impl Direction {
                         ready!(Pin::new(&mut *w).poll_flush(cx))?;
                         match Pipe::new() {
                             Ok(pipe) => {
-                                tracing::debug!(after = self.moved, "splicing");
+                                tracing::debug!(after = self.moved.total(), "splicing");
                                 self.state = State::Splice(pipe);
                             }
                             Err(e) => {
@@ -177,7 +178,7 @@ impl Direction {
                     };
                     if pipe.held() > 0 {
                         let n = ready!(pipe.poll_drain(cx, to))?;
-                        self.moved += n as u64;
+                        self.moved.add(n as u64);
                         activity.touch();
                     } else if ready!(pipe.poll_fill(cx, from))? == 0 {
                         let _ = shutdown_write(to);
@@ -197,6 +198,7 @@ pub async fn relay_direct<C, T>(
     mut client: C,
     mut target: T,
     timeouts: &Timeouts,
+    meter: &Meter,
 ) -> (Traffic, Outcome)
 where
     C: AsyncRead + AsyncWrite + Sockets + Unpin,
@@ -204,7 +206,8 @@ where
 {
     let last = AtomicU64::new(0);
     let activity = Activity(&last, Instant::now());
-    let (mut up, mut down) = (Direction::new(), Direction::new());
+    let (up_tally, down_tally) = (Tally::new(meter, true), Tally::new(meter, false));
+    let (mut up, mut down) = (Direction::new(&up_tally), Direction::new(&down_tally));
     let first = poll_fn(|cx| {
         if let Poll::Ready(r) = up.poll(cx, &mut client, &mut target, &activity) {
             return Poll::Ready((true, r));
@@ -235,8 +238,8 @@ where
         _ = idle => Outcome::Timeout,
     };
     let traffic = Traffic {
-        up: up.moved,
-        down: down.moved,
+        up: up_tally.total(),
+        down: down_tally.total(),
     };
     (traffic, outcome)
 }
@@ -271,8 +274,11 @@ mod tests {
     async fn two_sockets_are_spliced_both_ways_with_every_byte_counted() {
         let (mut user, client) = pair().await;
         let (target, mut server) = pair().await;
-        let relay =
-            tokio::spawn(async move { relay_direct(client, target, &Timeouts::default()).await });
+        let stats = std::sync::Arc::new(crate::stats::Stats::new(true));
+        let meter = stats.meter(Some("u"), "in", "out");
+        let relay = tokio::spawn(async move {
+            relay_direct(client, target, &Timeouts::default(), &meter).await
+        });
         let down: Vec<u8> = (0..5_000_000u32).map(|i| (i % 253) as u8).collect();
         let up = vec![7u8; 300_000];
         let (sent_down, sent_up) = (down.clone(), up.clone());
@@ -292,6 +298,12 @@ mod tests {
         let (traffic, outcome) = relay.await.unwrap();
         assert_eq!(outcome, Outcome::Ok);
         assert_eq!((traffic.up, traffic.down), (300_000, 5_000_000));
+        let counted = |name: &str| stats.get(name, false);
+        assert_eq!(counted("user>>>u>>>traffic>>>uplink"), Some(300_000));
+        assert_eq!(
+            counted("outbound>>>out>>>traffic>>>downlink"),
+            Some(5_000_000)
+        );
     }
 
     #[tokio::test]
@@ -302,9 +314,10 @@ mod tests {
             idle: Duration::from_millis(100),
             ..Timeouts::default()
         };
+        let meter = Meter::default();
         let ended = tokio::time::timeout(
             Duration::from_secs(10),
-            relay_direct(client, target, &timeouts),
+            relay_direct(client, target, &timeouts, &meter),
         );
         assert_eq!(
             ended.await.expect("the idle timeout ended it").1,

@@ -1,6 +1,8 @@
 //! Bidirectional copy between a client and a target, with Xray's timeouts: `idle`
 //! while both directions are open, then `downlink_only` after the client finished
-//! sending or `uplink_only` after the target finished. Counts bytes both ways.
+//! sending or `uplink_only` after the target finished. Counts bytes both ways, for
+//! the session and, as they move, on its [`Meter`] (the user's, inbound's and
+//! outbound's counters).
 //!
 //! Each direction reads into a 64 KiB buffer (four TLS records per read and write)
 //! taken from `bufpool` only while bytes are in hand, so an idle session holds no relay
@@ -20,6 +22,7 @@ pub use direct::{Sockets, relay_direct};
 use crate::bufpool;
 use crate::config::Timeouts;
 use crate::session::Outcome;
+use crate::stats::Meter;
 
 pub use crate::bufpool::BUF_SIZE;
 
@@ -39,6 +42,7 @@ pub async fn relay<C, T>(
     target: T,
     prefix: &[u8],
     timeouts: &Timeouts,
+    meter: &Meter,
 ) -> (Traffic, Outcome)
 where
     C: AsyncRead + AsyncWrite + Unpin,
@@ -48,8 +52,8 @@ where
     let (mut target_r, mut target_w) = tokio::io::split(target);
     let start = Instant::now();
     let activity = AtomicU64::new(0);
-    let up = AtomicU64::new(0);
-    let down = AtomicU64::new(0);
+    let up = Tally::new(meter, true);
+    let down = Tally::new(meter, false);
     let mut uplink = std::pin::pin!(copy(
         &mut client_r,
         &mut target_w,
@@ -74,10 +78,40 @@ where
         _ = &mut idle => Outcome::Timeout,
     };
     let traffic = Traffic {
-        up: up.load(Ordering::Relaxed),
-        down: down.load(Ordering::Relaxed),
+        up: up.total(),
+        down: down.total(),
     };
     (traffic, end)
+}
+
+/// One direction's count: the session's own, and its meter's.
+pub(crate) struct Tally<'a> {
+    moved: AtomicU64,
+    meter: &'a Meter,
+    uplink: bool,
+}
+
+impl<'a> Tally<'a> {
+    pub(crate) fn new(meter: &'a Meter, uplink: bool) -> Self {
+        Tally {
+            moved: AtomicU64::new(0),
+            meter,
+            uplink,
+        }
+    }
+
+    pub(crate) fn add(&self, n: u64) {
+        self.moved.fetch_add(n, Ordering::Relaxed);
+        if self.uplink {
+            self.meter.up(n);
+        } else {
+            self.meter.down(n);
+        }
+    }
+
+    pub(crate) fn total(&self) -> u64 {
+        self.moved.load(Ordering::Relaxed)
+    }
 }
 
 /// One direction has ended with `first`; let the other go on for at most `timeout`
@@ -102,7 +136,7 @@ async fn copy<R, W>(
     reader: &mut R,
     writer: &mut W,
     prefix: &[u8],
-    counter: &AtomicU64,
+    counter: &Tally<'_>,
     activity: &AtomicU64,
     start: Instant,
 ) -> std::io::Result<()>
@@ -129,7 +163,7 @@ where
         filled.prepend(prefix);
         prefix = &[];
         writer.write_all(filled.data()).await?;
-        counter.fetch_add(n as u64, Ordering::Relaxed);
+        counter.add(n as u64);
     }
     if !prefix.is_empty() {
         writer.write_all(prefix).await?;
@@ -206,7 +240,15 @@ mod tests {
         let (client, mut user) = tokio::io::duplex(1024);
         let (target, mut server) = tokio::io::duplex(1024);
         let relay = tokio::spawn(async move {
-            relay(NoCloseNotify(client), target, b"", &Timeouts::default()).await
+            let meter = Meter::default();
+            relay(
+                NoCloseNotify(client),
+                target,
+                b"",
+                &Timeouts::default(),
+                &meter,
+            )
+            .await
         });
         user.write_all(b"hello").await.unwrap();
         user.shutdown().await.unwrap();

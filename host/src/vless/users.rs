@@ -6,6 +6,8 @@
 //! Each user is an [`Arc<UserEntry>`] that its sessions hold. A reload carries the
 //! entries of users that stay over to the new list ([`Users::carry_over`]) and
 //! revokes those that are gone, which ends their sessions; nobody else's are touched.
+//! The management API changes a list the same way, copy on write: [`Users::with`]
+//! and [`Users::without`] make the next list, and a removed user is revoked.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,14 +18,37 @@ use tokio::sync::watch;
 use crate::config::{Flow, User};
 
 /// One user, as its sessions see it.
-#[derive(Debug)]
 pub struct UserEntry {
     pub email: Arc<str>,
     /// The flow this user's requests must ask for.
     pub flow: Flow,
     /// The id as configured, shortened, for log lines (never the whole id).
     pub short_id: Arc<str>,
+    /// The whole id, for the management API's user list only.
+    id: uuid::Uuid,
     revoked: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for UserEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserEntry")
+            .field("email", &self.email)
+            .field("flow", &self.flow)
+            .field("id", &self.short_id)
+            .finish()
+    }
+}
+
+/// Why the management API could not change a user list (Xray's words, which panels
+/// match on).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UsersError {
+    #[error("proxy/vless: User {0} already exists.")]
+    Exists(String),
+    #[error("proxy/vless: User {0} not found.")]
+    NotFound(String),
+    #[error("proxy/vless: Email must not be empty.")]
+    NoEmail,
 }
 
 impl UserEntry {
@@ -32,8 +57,18 @@ impl UserEntry {
             email: Arc::from(user.email.as_str()),
             flow: user.flow,
             short_id: Arc::from(crate::util::short_id(&user.id)),
+            id: user.id,
             revoked: watch::Sender::new(false),
         })
+    }
+
+    /// The user as configured (for the API's user list).
+    pub fn user(&self) -> User {
+        User {
+            id: self.id,
+            email: self.email.to_string(),
+            flow: self.flow,
+        }
     }
 
     /// Resolves once the user has been removed (at once if it already was).
@@ -97,6 +132,55 @@ impl Users {
         revoked
     }
 
+    /// This list and `user`. Emails are unique, ignoring case, as in Xray; a user with
+    /// the id of another replaces it for that id (Xray's quirk, kept for panels).
+    pub fn with(&self, user: &User) -> Result<Users, UsersError> {
+        let email = user.email.to_lowercase();
+        if !email.is_empty() && self.entries.iter().any(|e| e.email.to_lowercase() == email) {
+            return Err(UsersError::Exists(user.email.clone()));
+        }
+        let k = key(user.id.as_bytes());
+        let mut next = self.clone();
+        match next.keys.iter().position(|other| *other == k) {
+            Some(i) => {
+                if let Some(slot) = next.entries.get_mut(i) {
+                    *slot = UserEntry::new(user);
+                }
+            }
+            None => {
+                next.keys.push(k);
+                next.entries.push(UserEntry::new(user));
+            }
+        }
+        Ok(next)
+    }
+
+    /// This list without the user with `email` (ignoring case), and that user, whom
+    /// the caller revokes once the new list is in place.
+    pub fn without(&self, email: &str) -> Result<(Users, Arc<UserEntry>), UsersError> {
+        if email.is_empty() {
+            return Err(UsersError::NoEmail);
+        }
+        let wanted = email.to_lowercase();
+        let i = (self.entries.iter())
+            .position(|e| e.email.to_lowercase() == wanted)
+            .ok_or_else(|| UsersError::NotFound(email.to_string()))?;
+        let mut next = self.clone();
+        next.keys.remove(i);
+        let gone = next.entries.remove(i);
+        Ok((next, gone))
+    }
+
+    /// Every user with an email, in list order (what the API lists and counts).
+    pub fn listed(&self) -> impl Iterator<Item = &Arc<UserEntry>> {
+        self.entries.iter().filter(|e| !e.email.is_empty())
+    }
+
+    /// Ends the sessions of a user taken out of every list.
+    pub fn revoke(entry: &UserEntry) {
+        entry.revoke();
+    }
+
     pub fn len(&self) -> usize {
         self.keys.len()
     }
@@ -131,6 +215,41 @@ impl Users {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_api_adds_and_removes_users_with_xrays_answers() {
+        let users = Users::new(&[user(1, "Alice")]);
+        assert_eq!(
+            users.with(&user(2, "alice")).unwrap_err().to_string(),
+            "proxy/vless: User alice already exists."
+        );
+        let users = users.with(&user(2, "bob")).unwrap();
+        assert_eq!(
+            users.find(&[2; 16]).map(|e| e.email.to_string()).as_deref(),
+            Some("bob")
+        );
+        let listed: Vec<String> = users.listed().map(|e| e.email.to_string()).collect();
+        assert_eq!(listed, ["Alice", "bob"]);
+        assert_eq!(
+            users.listed().next().map(|e| e.user().id),
+            Some(uuid::Uuid::from_bytes([1; 16]))
+        );
+        let (users, gone) = users.without("ALICE").unwrap();
+        assert_eq!(&*gone.email, "Alice");
+        assert!(users.find(&[1; 16]).is_none());
+        assert_eq!(
+            users.without("carol").unwrap_err().to_string(),
+            "proxy/vless: User carol not found."
+        );
+        assert_eq!(
+            users.without("").unwrap_err().to_string(),
+            "proxy/vless: Email must not be empty."
+        );
+        assert!(
+            !format!("{gone:?}").contains("01010101-0101"),
+            "Debug never shows the whole id"
+        );
+    }
 
     #[test]
     fn finds_users_ignoring_the_vless_route_bytes() {
