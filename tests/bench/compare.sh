@@ -139,6 +139,24 @@ if [ -n "$SINGBOX" ]; then
   bench sing-box singbox_config json "$SINGBOX" run -c {}
 fi
 
+# The stats core's cost: wasmray with [stats] on and off, alternating twice, the same
+# download loads; report.py keeps the lower CPU per GB of each.
+stats_config() {
+  wasmray_config "$1"
+  printf '\n[stats]\nenabled = %s\n' "$STATS_ENABLED"
+}
+for round in 1 2; do
+  for STATS_ENABLED in true false; do
+    name="wasmray-stats-$STATS_ENABLED-$round"
+    prepare "$name" stats_config toml target/release/wasmray run -c {}
+    launch "$name"
+    target/release/loadgen --server "127.0.0.1:$PORT" --pid "$PID" --ca "$WORK/cert.pem" \
+      --uuid "$UUID" --bytes "$BYTES" --streams "$STREAMS" --scenarios download,streams \
+      | sed "s/^{/{\"server\":\"$name\",/" | tee -a "$WORK/results.jsonl" >&2
+    kill "$PID"; wait "$PID" 2>/dev/null || true
+  done
+done
+
 # The Vision rows: each server with a Vision user and a plain one, a sing-box client
 # for each in front, one inner-TLS 1.3 download through each (tests/bench/vision.py).
 UUID_PLAIN=5f8d1f0c-2b1a-4c37-9a53-6f7b0c1d2e3f

@@ -64,6 +64,8 @@ def main():
             return None, "failed: " + r["error"][:60]
         return r.get(field), None
 
+    stats_runs = [s for s in servers if s.startswith("wasmray-stats-")]
+    servers = [s for s in servers if s not in stats_runs]
     peers = [s for s in servers if s != "wasmray"]
     out = []
     out.append("# Benchmarks\n")
@@ -109,7 +111,32 @@ def main():
                 ratios.append("-")
         out.append(f"| {label} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
     out.append("")
+    out.extend(stats_cost(results, stats_runs))
     print("\n".join(out))
+
+
+def stats_cost(results, runs):
+    """The stats core's cost: wasmray's CPU per GB with [stats] on and off (the lower of
+    the alternating runs of each), as a ratio."""
+    if not runs:
+        return []
+    out = ["## The stats core's cost\n",
+           "wasmray with `[stats] enabled = true` and `false`, run alternately twice on the same",
+           "loads; each cell is the lower server CPU per GB of its two runs.\n",
+           "| load | stats on, CPU s/GB | stats off, CPU s/GB | on / off |",
+           "|---|---|---|---|"]
+    for scenario, label in (("download", "1 stream download"), ("streams", "N streams download")):
+        best = {}
+        for enabled in ("true", "false"):
+            values = [results[(r, scenario)].get("server_cpu_secs_per_gb") for r in runs
+                      if r.startswith(f"wasmray-stats-{enabled}-") and (r, scenario) in results]
+            values = [v for v in values if v]
+            best[enabled] = min(values) if values else None
+        on, off = best["true"], best["false"]
+        ratio = f"{on / off:.3f}x" if on and off else "-"
+        out.append(f"| {label} | {on if on else 'not run'} | {off if off else 'not run'} | {ratio} |")
+    out.append("")
+    return out
 
 
 if __name__ == "__main__":
