@@ -99,8 +99,7 @@ impl pb::handler_service_server::HandlerService for HandlerApi {
                 .collect()
         } else {
             // Exactly one entry, empty when nobody has that email (as Xray's nil user).
-            let wanted = r.email.to_lowercase();
-            let found = users.listed().find(|e| e.email.to_lowercase() == wanted);
+            let found = users.by_email(&r.email);
             vec![
                 found
                     .map(|e| account::user_to(&e.user()))

@@ -15,6 +15,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
+use crate::util::{read, write};
+
 pub use counter::Counter;
 pub use online::{OnlineGuard, OnlineMap, render};
 
@@ -50,14 +52,6 @@ impl Meter {
 /// The online-map name of a user.
 pub fn online_name(email: &str) -> String {
     format!("user{SEP}{email}{SEP}online")
-}
-
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|p| p.into_inner())
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Stats {

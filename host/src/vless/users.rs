@@ -88,6 +88,11 @@ pub struct Users {
     entries: Vec<Arc<UserEntry>>,
 }
 
+/// Emails compare ignoring case (Xray stores them lower-cased).
+fn same_email(a: &str, b: &str) -> bool {
+    a.to_lowercase() == b.to_lowercase()
+}
+
 /// The id with the vlessRoute bytes cleared.
 fn key(id: &[u8; 16]) -> [u8; 16] {
     let mut k = *id;
@@ -135,8 +140,7 @@ impl Users {
     /// This list and `user`. Emails are unique, ignoring case, as in Xray; a user with
     /// the id of another replaces it for that id (Xray's quirk, kept for panels).
     pub fn with(&self, user: &User) -> Result<Users, UsersError> {
-        let email = user.email.to_lowercase();
-        if !email.is_empty() && self.entries.iter().any(|e| e.email.to_lowercase() == email) {
+        if !user.email.is_empty() && self.by_email(&user.email).is_some() {
             return Err(UsersError::Exists(user.email.clone()));
         }
         let k = key(user.id.as_bytes());
@@ -161,14 +165,18 @@ impl Users {
         if email.is_empty() {
             return Err(UsersError::NoEmail);
         }
-        let wanted = email.to_lowercase();
         let i = (self.entries.iter())
-            .position(|e| e.email.to_lowercase() == wanted)
+            .position(|e| same_email(&e.email, email))
             .ok_or_else(|| UsersError::NotFound(email.to_string()))?;
         let mut next = self.clone();
         next.keys.remove(i);
         let gone = next.entries.remove(i);
         Ok((next, gone))
+    }
+
+    /// The user with `email`, ignoring case as Xray does.
+    pub fn by_email(&self, email: &str) -> Option<&Arc<UserEntry>> {
+        self.entries.iter().find(|e| same_email(&e.email, email))
     }
 
     /// Every user with an email, in list order (what the API lists and counts).
