@@ -28,6 +28,7 @@ use crate::dispatch::Dispatcher;
 use crate::inbound::http::HttpServer;
 use crate::inbound::socks::SocksServer;
 use crate::inbound::vless::VlessServer;
+use crate::metrics::{Held, Metrics};
 use crate::outbound::Outbounds;
 use crate::plugin::Registry;
 use crate::security::ServerSecurity;
@@ -39,6 +40,8 @@ pub struct Daemon {
     pub registry: Arc<Registry>,
     /// Kept across reloads: counters are never unregistered, as in Xray.
     pub stats: Arc<Stats>,
+    /// Kept across reloads, as the stats core.
+    pub metrics: Arc<Metrics>,
     outbounds: ArcSwap<Outbounds>,
     state: tokio::sync::Mutex<State>,
     watcher: std::sync::Mutex<Option<notify::RecommendedWatcher>>,
@@ -75,23 +78,36 @@ pub struct ReloadSummary {
 impl Daemon {
     /// Loads the plugins, binds every inbound and starts accepting.
     pub async fn start(config: &Config) -> anyhow::Result<Daemon> {
+        let stats = Arc::new(Stats::new(config.stats.enabled));
+        let per_user = config.metrics.is_some_and(|m| m.per_user);
+        let metrics = Arc::new(Metrics::new(stats.clone(), per_user));
         let plugins = config.plugins.clone();
-        let registry = tokio::task::spawn_blocking(move || Registry::start(plugins)).await??;
+        let plugin_metrics = metrics.plugins.clone();
+        let registry =
+            tokio::task::spawn_blocking(move || Registry::start_metered(plugins, plugin_metrics))
+                .await??;
         let watcher = registry.watch()?;
         let outbounds = Arc::new(Outbounds::new(&config.outbounds)?);
-        let stats = Arc::new(Stats::new(config.stats.enabled));
         register_counters(&stats, config);
+        let base = Dispatcher {
+            registry: registry.clone(),
+            outbounds: outbounds.clone(),
+            stats: stats.clone(),
+            metrics: metrics.clone(),
+            timeouts: Default::default(),
+        };
         let mut state = State::default();
         for inbound in &config.inbounds {
-            let server = server_for(inbound, &registry, &outbounds, &stats, None)?;
+            let server = server_for(inbound, &base, None)?;
             let listener = bind(inbound).await?;
             state
                 .inbounds
-                .push(Running::start(inbound, listener, server)?);
+                .push(Running::start(inbound, listener, server, &metrics)?);
         }
         Ok(Daemon {
             registry,
             stats,
+            metrics,
             outbounds: ArcSwap::new(outbounds),
             state: tokio::sync::Mutex::new(state),
             watcher: std::sync::Mutex::new(watcher),
@@ -136,6 +152,12 @@ impl Daemon {
     /// Applies `config` whole, or nothing of it (see the module docs). Inbounds that
     /// are removed drain for up to `grace`.
     pub async fn reload(&self, config: &Config, grace: Duration) -> anyhow::Result<ReloadSummary> {
+        let result = self.apply(config, grace).await;
+        self.metrics.reloaded(result.is_ok());
+        result
+    }
+
+    async fn apply(&self, config: &Config, grace: Duration) -> anyhow::Result<ReloadSummary> {
         let mut state = self.state.lock().await;
         let registry = self.registry.clone();
         let plugins = config.plugins.clone();
@@ -143,7 +165,14 @@ impl Daemon {
         let pipeline = tokio::task::spawn_blocking(move || registry.prepare(plugins)).await??;
         let outbounds = Arc::new(Outbounds::new(&config.outbounds)?);
         register_counters(&self.stats, config);
-        let plan = plan(&state, config, &self.registry, &outbounds, &self.stats).await?;
+        let base = Dispatcher {
+            registry: self.registry.clone(),
+            outbounds: outbounds.clone(),
+            stats: self.stats.clone(),
+            metrics: self.metrics.clone(),
+            timeouts: Default::default(),
+        };
+        let plan = plan(&state, config, &base).await?;
 
         // Nothing has failed: commit.
         self.registry.commit(pipeline);
@@ -171,7 +200,7 @@ impl Daemon {
                     listener,
                     server,
                 } => {
-                    next.push(Running::start(&inbound, listener, server)?);
+                    next.push(Running::start(&inbound, listener, server, &self.metrics)?);
                     summary.inbounds_added += 1;
                 }
             }
@@ -244,13 +273,7 @@ enum Step {
 
 /// Builds every server and binds every new listener; any failure drops them all
 /// (closing the new listeners) and leaves the daemon as it was.
-async fn plan(
-    state: &State,
-    config: &Config,
-    registry: &Arc<Registry>,
-    outbounds: &Arc<Outbounds>,
-    stats: &Arc<Stats>,
-) -> anyhow::Result<Vec<Step>> {
+async fn plan(state: &State, config: &Config, base: &Dispatcher) -> anyhow::Result<Vec<Step>> {
     let mut taken = vec![false; state.inbounds.len()];
     let mut steps = Vec::new();
     for inbound in &config.inbounds {
@@ -260,7 +283,7 @@ async fn plan(
             .find(|r| r.tag == inbound.tag)
             .map(|r| r.server.load_full());
         let users = previous.as_deref().and_then(Server::users);
-        let server = server_for(inbound, registry, outbounds, stats, users.as_deref())?;
+        let server = server_for(inbound, base, users.as_deref())?;
         // The same address keeps its listener: the same tag's first, else any.
         let free = |i: usize, r: &Running| !taken[i] && r.listen == inbound.listen;
         let same_address = (state.inbounds.iter().enumerate())
@@ -309,12 +332,14 @@ impl Running {
         inbound: &InboundConfig,
         listener: TcpListener,
         server: Server,
+        metrics: &Metrics,
     ) -> anyhow::Result<Self> {
         let addr = listener.local_addr()?;
         let gate = Gate::new(server.max_connections());
         tracing::info!(inbound = %inbound.tag, %addr, kind = server.kind(), "listening");
         let server = Arc::new(ArcSwap::from_pointee(server));
-        let accept_loop = tokio::spawn(accept_loop(listener, server.clone(), gate.clone()));
+        let open = metrics.connections(&inbound.tag);
+        let accept_loop = tokio::spawn(accept_loop(listener, server.clone(), gate.clone(), open));
         Ok(Running {
             tag: inbound.tag.clone(),
             listen: inbound.listen,
@@ -438,18 +463,15 @@ fn register_counters(stats: &Stats, config: &Config) {
     }
 }
 
+/// The server of `inbound`; its dispatcher is `base` with the inbound's timeouts.
 fn server_for(
     inbound: &InboundConfig,
-    registry: &Arc<Registry>,
-    outbounds: &Arc<Outbounds>,
-    stats: &Arc<Stats>,
+    base: &Dispatcher,
     previous_users: Option<&Users>,
 ) -> anyhow::Result<Server> {
     let dispatcher = |timeouts| Dispatcher {
-        registry: registry.clone(),
-        outbounds: outbounds.clone(),
-        stats: stats.clone(),
         timeouts,
+        ..base.clone()
     };
     let tag: Arc<str> = inbound.tag.as_str().into();
     Ok(match &inbound.kind {
@@ -485,7 +507,12 @@ fn server_for(
     })
 }
 
-async fn accept_loop(listener: TcpListener, server: Arc<ArcSwap<Server>>, gate: Gate) {
+async fn accept_loop(
+    listener: TcpListener,
+    server: Arc<ArcSwap<Server>>,
+    gate: Gate,
+    open: prometheus_client::metrics::gauge::Gauge,
+) {
     let stopped = raised(gate.stop.subscribe());
     tokio::pin!(stopped);
     let mut next_id: u64 = 0;
@@ -511,6 +538,7 @@ async fn accept_loop(listener: TcpListener, server: Arc<ArcSwap<Server>>, gate: 
         // The server as of this accept: a reload changes it for later connections only.
         let server = server.load_full();
         let close = gate.close.subscribe();
+        let held = Held::raise(open.clone());
         tokio::spawn(
             async move {
                 tokio::select! {
@@ -518,6 +546,7 @@ async fn accept_loop(listener: TcpListener, server: Arc<ArcSwap<Server>>, gate: 
                     () = raised(close) => {}
                 }
                 drop(permit);
+                drop(held);
             }
             .instrument(span),
         );

@@ -56,6 +56,7 @@ pub fn embedded(listen: SocketAddr) -> anyhow::Result<Config> {
         plugins: PluginsConfig { ..base.plugins },
         stats: Default::default(),
         api: None,
+        metrics: None,
     })
 }
 

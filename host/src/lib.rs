@@ -11,6 +11,7 @@ pub mod dispatch;
 pub mod framed;
 pub mod inbound;
 pub mod logging;
+pub mod metrics;
 pub mod mux;
 pub mod outbound;
 pub mod plugin;

@@ -146,10 +146,15 @@ fn run(
             Some(api) => Some(start_api(api, &daemon).await?),
             None => None,
         };
+        let metrics = match config.metrics {
+            Some(m) => Some(start_metrics(m, &daemon).await?),
+            None => None,
+        };
         let _pid = pid_file.map(PidFile::write).transpose()?;
         println!("wasmray is running; press Ctrl-C to stop");
         signals.wait(&daemon, path, grace).await;
         drop(api);
+        drop(metrics);
         tracing::info!("shutting down: no new connections; draining for up to {grace:?}");
         let left = daemon.shutdown(grace).await;
         if left > 0 {
@@ -182,6 +187,31 @@ async fn start_api(
             tracing::error!("{e}");
         }
     });
+    Ok(stop)
+}
+
+/// Binds `/metrics` and serves it until the returned sender drops (fixed at start,
+/// as the API).
+async fn start_metrics(
+    metrics: wasmray::config::MetricsConfig,
+    daemon: &Daemon,
+) -> anyhow::Result<tokio::sync::oneshot::Sender<()>> {
+    let listener = tokio::net::TcpListener::bind(metrics.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("metrics: cannot listen on {}: {e}", metrics.listen))?;
+    tracing::info!(
+        "metrics: Prometheus at http://{}/metrics",
+        listener.local_addr()?
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async {
+        let _ = stopped.await;
+    };
+    tokio::spawn(wasmray::metrics::serve(
+        listener,
+        Arc::clone(&daemon.metrics),
+        shutdown,
+    ));
     Ok(stop)
 }
 

@@ -245,9 +245,74 @@ fn loopback_example() -> (tempfile::TempDir, std::path::PathBuf, String) {
     let text = std::fs::read_to_string(&path)
         .unwrap()
         .replace("0.0.0.0:8443", "127.0.0.1:0")
-        .replace("127.0.0.1:10085", "127.0.0.1:0");
+        .replace("127.0.0.1:10085", "127.0.0.1:0")
+        .replace("127.0.0.1:9100", "127.0.0.1:0");
     std::fs::write(&path, &text).unwrap();
     (dir, path, text)
+}
+
+/// `text` without the TOML table `header` (up to the next blank line).
+fn without_section(text: &str, header: &str) -> String {
+    let Some(start) = text.find(header) else {
+        panic!("no {header} in the example")
+    };
+    let end = text[start..].find("\n\n").map_or(text.len(), |e| start + e);
+    format!("{}{}", &text[..start], &text[end..])
+}
+
+/// The first line of `child`'s log that contains `needle`; the rest of the log is
+/// drained in the background, so the child never blocks on a full pipe.
+fn log_line(child: &mut std::process::Child, needle: &str) -> String {
+    let mut lines = BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok);
+    let line = lines
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no log line with {needle:?}"));
+    std::thread::spawn(move || lines.for_each(drop));
+    line
+}
+
+/// The example's `[metrics]` is served by `wasmray run`: curl reads a page in the
+/// Prometheus text format with the inbound's series and the build info.
+#[test]
+fn run_serves_the_metrics_of_the_config() {
+    let (_dir, path, _) = loopback_example();
+    let mut child = run_logged(&path, &[]);
+    let guard = KillOnDrop(&mut child);
+    let line = log_line(guard.0, "metrics: Prometheus at ");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .trim_end_matches(|c: char| c.is_ascii_control() || c == '"');
+    let out = Command::new("curl")
+        .args(["-sS", "-i", url])
+        .output()
+        .unwrap();
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("text/plain; version=0.0.4"), "{page}");
+    assert!(page.contains("\nwasmray_build_info{version=\""), "{page}");
+    assert!(
+        page.contains("\nwasmray_inbound_bytes_total{inbound=\"vless-in\",direction=\"uplink\"} 0"),
+        "{page}"
+    );
+    assert!(
+        page.contains("\nwasmray_connections{inbound=\"vless-in\"} 0"),
+        "{page}"
+    );
+    let other = url.replace("/metrics", "/");
+    let out = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", &other])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
 }
 
 /// The example's `[api]` is served by `wasmray run`: a real generated client
@@ -258,12 +323,7 @@ fn run_serves_the_management_api_of_the_config() {
     let (_dir, path, _) = loopback_example();
     let mut child = run_logged(&path, &[]);
     let guard = KillOnDrop(&mut child);
-    let mut lines = BufReader::new(guard.0.stderr.take().unwrap())
-        .lines()
-        .map(|l| l.unwrap());
-    let line = lines
-        .find(|l| l.contains("api: Xray's HandlerService"))
-        .expect("the API starts");
+    let line = log_line(guard.0, "api: Xray's HandlerService");
     let addr: std::net::SocketAddr = line
         .rsplit(' ')
         .next()
@@ -380,6 +440,7 @@ fn the_access_log_file_is_written_at_any_level_and_reopened_on_sighup() {
     let access = format!("access = {:?}", log.display().to_string());
     // One listener, so `listening_port` finds the inbound's.
     let text = text.replace("[api]\nlisten = \"127.0.0.1:0\"\n", "");
+    let text = without_section(&text, "[metrics]");
     let text = text
         .lines()
         .map(|l| match l {

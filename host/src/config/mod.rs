@@ -36,6 +36,16 @@ pub struct Config {
     pub stats: StatsConfig,
     /// `[api]`: Xray's gRPC management API (off unless configured).
     pub api: Option<ApiConfig>,
+    /// `[metrics]`: Prometheus metrics at `/metrics` (off unless configured).
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// `[metrics]`: where `/metrics` is served, and whether users get their own series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsConfig {
+    pub listen: SocketAddr,
+    /// One byte series per user (off: their number is the operator's choice).
+    pub per_user: bool,
 }
 
 /// `[api]`: where the management API listens.
@@ -384,6 +394,9 @@ fn validate(raw: raw::RawConfig, base: &Path, errors: &mut Errors) -> Option<Con
     let api = raw
         .api
         .and_then(|a| errors.take("api.listen", validate_api(&a)));
+    let metrics = raw
+        .metrics
+        .and_then(|m| errors.take("metrics.listen", validate_metrics(&m)));
     Some(Config {
         log,
         inbounds,
@@ -391,19 +404,42 @@ fn validate(raw: raw::RawConfig, base: &Path, errors: &mut Errors) -> Option<Con
         plugins,
         stats,
         api,
+        metrics,
+    })
+}
+
+/// A management listener's address: loopback unless `allow_remote` (`why` says
+/// what binds there and why it is guarded).
+fn guarded_listen(
+    listen: &str,
+    allow_remote: Option<bool>,
+    why: &str,
+) -> Result<SocketAddr, String> {
+    let addr: SocketAddr =
+        (listen.parse()).map_err(|_| format!("not an address (IP:port): {listen:?}"))?;
+    if !addr.ip().is_loopback() && !allow_remote.unwrap_or(false) {
+        return Err(format!(
+            "{addr} is not a loopback address: {why} loopback unless `allow_remote = true`"
+        ));
+    }
+    Ok(addr)
+}
+
+/// Metrics carry no secrets (per-user series carry emails), but they tell a prober
+/// much: loopback unless the operator says otherwise.
+fn validate_metrics(raw: &raw::RawMetrics) -> Result<MetricsConfig, String> {
+    let listen = guarded_listen(&raw.listen, raw.allow_remote, "metrics bind")?;
+    Ok(MetricsConfig {
+        listen,
+        per_user: raw.per_user.unwrap_or(false),
     })
 }
 
 /// The API manages users and reads everyone's traffic: loopback only, unless the
 /// operator says otherwise.
 fn validate_api(raw: &raw::RawApi) -> Result<ApiConfig, String> {
-    let listen: SocketAddr =
-        (raw.listen.parse()).map_err(|_| format!("not an address (IP:port): {:?}", raw.listen))?;
-    if !listen.ip().is_loopback() && !raw.allow_remote.unwrap_or(false) {
-        return Err(format!(
-            "{listen} is not a loopback address: the API can add users and read all traffic, so it binds loopback unless `allow_remote = true`"
-        ));
-    }
+    let why = "the API can add users and read all traffic, so it binds";
+    let listen = guarded_listen(&raw.listen, raw.allow_remote, why)?;
     if !listen.ip().is_loopback() {
         return Err("allow_remote: serving the API beyond loopback needs TLS, which is not supported yet; reach it through an SSH tunnel".into());
     }

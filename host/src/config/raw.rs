@@ -19,6 +19,15 @@ pub struct RawConfig {
     #[serde(default)]
     pub stats: RawStats,
     pub api: Option<RawApi>,
+    pub metrics: Option<RawMetrics>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    pub listen: String,
+    pub allow_remote: Option<bool>,
+    pub per_user: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,13 +3,15 @@
 //! tunnel broke, its task was aborted, a user was revoked) still gets its line, with
 //! result `error` unless it had ended otherwise before.
 //!
-//! The log also holds the session's [`Meter`] and its place in the online map, so
-//! both live exactly as long as the session.
+//! The log also holds the session's [`Meter`], its place in the online map and the
+//! open-sessions gauge, so they live exactly as long as the session; its drop counts
+//! the session's end on the metrics.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::metrics::{Held, Metrics, SessionEnd};
 use crate::relay::Traffic;
 use crate::session::{Network, Outcome, Snapshot, SnapshotFields, Target};
 use crate::stats::{Meter, OnlineGuard};
@@ -20,6 +22,8 @@ use crate::stats::{Meter, OnlineGuard};
 /// persistent map node of about a kilobyte once a sniffer has written headers) would
 /// otherwise live as long as the connection.
 pub struct SessionLog {
+    metrics: Arc<Metrics>,
+    inbound: Arc<str>,
     source: SocketAddr,
     user: Option<Arc<str>>,
     network: Network,
@@ -32,17 +36,21 @@ pub struct SessionLog {
     outcome: Outcome,
     meter: Meter,
     _online: Option<OnlineGuard>,
+    _open: Held,
 }
 
 impl SessionLog {
     /// A session that starts now.
-    pub fn start(snapshot: &Snapshot) -> Self {
-        Self::start_at(snapshot, Instant::now())
+    pub fn start(snapshot: &Snapshot, metrics: &Arc<Metrics>) -> Self {
+        Self::start_at(snapshot, Instant::now(), metrics)
     }
 
     /// A session that started at `started` (its connection's accept).
-    pub fn start_at(s: &Snapshot, started: Instant) -> Self {
+    pub fn start_at(s: &Snapshot, started: Instant, metrics: &Arc<Metrics>) -> Self {
         SessionLog {
+            _open: metrics.session_open(&s.inbound_tag),
+            metrics: Arc::clone(metrics),
+            inbound: s.inbound_tag.clone(),
             source: s.source,
             user: s.user.clone(),
             network: s.network,
@@ -59,17 +67,21 @@ impl SessionLog {
     }
 
     /// A connection refused before it became a session (bad handshake, unknown user
-    /// with no fallback, timeout): one debug line with the reason, one access line.
-    pub fn rejected(
-        inbound_tag: &str,
-        peer: SocketAddr,
-        started: Instant,
-        why: &dyn std::fmt::Display,
-    ) {
+    /// with no fallback, timeout): one debug line with the reason, one access line,
+    /// and a handshake failure of kind `reason` on the metrics.
+    pub fn rejected(rejection: Rejection<'_>, why: &dyn std::fmt::Display) {
+        let Rejection {
+            metrics,
+            inbound,
+            peer,
+            started,
+            reason,
+        } = rejection;
         tracing::debug!(%peer, "rejected: {why}");
+        metrics.handshake_failed(inbound, reason);
         let snapshot =
-            SnapshotFields::new(inbound_tag, peer, Network::Tcp, Target::new("-", 0)).freeze();
-        Self::start_at(&snapshot, started).end(Outcome::Rejected);
+            SnapshotFields::new(inbound, peer, Network::Tcp, Target::new("-", 0)).freeze();
+        Self::start_at(&snapshot, started, metrics).end(Outcome::Rejected);
     }
 
     /// The plugin stages decided: the line shows what they found.
@@ -112,8 +124,26 @@ impl SessionLog {
     }
 }
 
+/// Who was refused, where, since when, and the metric's reason label.
+pub struct Rejection<'a> {
+    pub metrics: &'a Arc<Metrics>,
+    pub inbound: &'a Arc<str>,
+    pub peer: SocketAddr,
+    pub started: Instant,
+    /// `tls`, `timeout`, `auth`, `protocol`, `io`, `flow`, `vision` or `unsupported`.
+    pub reason: &'static str,
+}
+
 impl Drop for SessionLog {
     fn drop(&mut self) {
+        self.metrics.session_ended(&SessionEnd {
+            inbound: &self.inbound,
+            outbound: self.outbound.as_ref(),
+            network: self.network,
+            outcome: self.outcome,
+            up: self.traffic.up,
+            down: self.traffic.down,
+        });
         tracing::info!(
             target: crate::logging::ACCESS_TARGET,
             source = %self.source,

@@ -14,6 +14,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::config::Timeouts;
+use crate::metrics::Metrics;
 use crate::mux::{MuxStream, SubPackets, SubSessions};
 use crate::outbound::{Outbound, Outbounds};
 use crate::plugin::{Pipeline, Registry, SniffOutcome};
@@ -24,7 +25,7 @@ mod log;
 mod tcp;
 mod udp;
 
-pub use log::SessionLog;
+pub use log::{Rejection, SessionLog};
 pub use tcp::Reply;
 pub use udp::{ClientPackets, FramedPackets};
 
@@ -35,6 +36,7 @@ pub struct Dispatcher {
     pub registry: Arc<Registry>,
     pub outbounds: Arc<Outbounds>,
     pub stats: Arc<Stats>,
+    pub metrics: Arc<Metrics>,
     pub timeouts: Timeouts,
 }
 
@@ -53,7 +55,8 @@ impl Dispatcher {
         S: AsyncRead + Unpin,
     {
         let pipeline = self.registry.pipeline();
-        let sniffed = match sniff_window(&pipeline, snapshot, client, held).await {
+        let window = sniff_window(&pipeline, snapshot, client, held, &self.metrics);
+        let sniffed = match window.await {
             Ok(s) => s,
             Err(outcome) => {
                 log.end(outcome);
@@ -89,6 +92,7 @@ async fn sniff_window<S>(
     snapshot: &Snapshot,
     client: &mut S,
     held: &mut BytesMut,
+    metrics: &Metrics,
 ) -> Result<Snapshot, Outcome>
 where
     S: AsyncRead + Unpin,
@@ -98,7 +102,10 @@ where
     if want == 0 {
         return Ok(pipeline.finish_sniff(snapshot, &state));
     }
-    let deadline = tokio::time::Instant::now() + pipeline.settings.sniff_window;
+    let opened = tokio::time::Instant::now();
+    let deadline = opened + pipeline.settings.sniff_window;
+    let mut waited = false;
+    let mut expired = false;
     loop {
         if !held.is_empty() {
             let outcome = pipeline
@@ -114,11 +121,19 @@ where
         }
         held.reserve(room.min(crate::relay::BUF_SIZE));
         let mut limited = AsyncReadExt::take(&mut *client, room as u64);
+        waited = true;
         match tokio::time::timeout_at(deadline, limited.read_buf(held)).await {
-            Ok(Ok(0)) | Err(_) => break,
+            Ok(Ok(0)) => break,
+            Err(_) => {
+                expired = true;
+                break;
+            }
             Ok(Ok(_)) => {}
             Ok(Err(_)) => return Err(Outcome::Error),
         }
+    }
+    if waited {
+        metrics.sniff_waited(opened.elapsed().as_secs_f64(), expired);
     }
     Ok(pipeline.finish_sniff(snapshot, &state))
 }

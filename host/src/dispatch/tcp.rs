@@ -65,7 +65,7 @@ impl Dispatcher {
     where
         S: AsyncRead + AsyncWrite + Sockets + Unpin,
     {
-        let mut log = SessionLog::start(&snapshot);
+        let mut log = SessionLog::start(&snapshot, &self.metrics);
         let setup = Box::pin(self.connect(snapshot, client, held, reply, &mut log)).await;
         let Some(c) = setup else { return };
         let spliceable = c.client.switches() || c.upstream.switches();

@@ -47,7 +47,7 @@ pub trait ClientPackets: Send {
 impl Dispatcher {
     /// Serves one UDP session to its end.
     pub async fn udp<C: ClientPackets>(&self, snapshot: Snapshot, mut client: C) {
-        let mut log = SessionLog::start(&snapshot);
+        let mut log = SessionLog::start(&snapshot, &self.metrics);
         let mut nothing = tokio::io::empty();
         let mut no_payload = BytesMut::new();
         let Ok((decided, outbound)) = self

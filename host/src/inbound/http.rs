@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::config::Timeouts;
-use crate::dispatch::{Dispatcher, Reply, SessionLog};
+use crate::dispatch::{Dispatcher, Rejection, Reply, SessionLog};
 use crate::framed::{FrameError, Limits, read_frame};
 use crate::outbound::Upstream;
 use crate::proto::http1::{
@@ -119,7 +119,19 @@ impl HttpServer {
                 .write_all(&error_response(e.status(), &e.to_string()))
                 .await;
         }
-        SessionLog::rejected(&self.tag, peer, started, &e);
+        let reason = match &e {
+            ProxyError::Timeout => "timeout",
+            ProxyError::Io(_) | ProxyError::Truncated => "io",
+            ProxyError::Http(_) | ProxyError::TooLong(_) => "protocol",
+        };
+        let rejection = Rejection {
+            metrics: &self.dispatcher.metrics,
+            inbound: &self.tag,
+            peer,
+            started,
+            reason,
+        };
+        SessionLog::rejected(rejection, &e);
     }
 
     /// CONNECT: the rest of the connection is one TCP session.
@@ -145,7 +157,7 @@ impl HttpServer {
     ) -> Result<bool, ProxyError> {
         let request_body = head.body()?;
         let snapshot = SnapshotFields::new(&self.tag, peer, Network::Tcp, target).freeze();
-        let mut log = SessionLog::start(&snapshot);
+        let mut log = SessionLog::start(&snapshot, &self.dispatcher.metrics);
         let mut first = BytesMut::new();
         head.encode_origin(&mut first);
         // The sniffers see this request's head only: the body is framed, not sniffed.

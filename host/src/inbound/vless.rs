@@ -24,7 +24,7 @@ use tokio::net::TcpStream;
 use super::fallback;
 use crate::config::User;
 use crate::config::{Fallback, Timeouts, Transport};
-use crate::dispatch::{Dispatcher, FramedPackets, Reply, SessionLog};
+use crate::dispatch::{Dispatcher, FramedPackets, Rejection, Reply, SessionLog};
 use crate::proto::vless::{Command, RequestHeader};
 use crate::security::{Peel, Secured, SecurityError, ServerSecurity};
 use crate::session::{Network, Outcome, SnapshotFields, Target};
@@ -63,6 +63,19 @@ enum Rejected {
     Vision(std::io::Error),
     #[error("{0} is not supported yet")]
     Unsupported(&'static str),
+}
+
+impl Rejected {
+    fn reason(&self) -> &'static str {
+        match self {
+            Rejected::Security(_) => "tls",
+            Rejected::Timeout => "timeout",
+            Rejected::Vless(e) => e.reason(),
+            Rejected::Flow(_) => "flow",
+            Rejected::Vision(_) => "vision",
+            Rejected::Unsupported(_) => "unsupported",
+        }
+    }
 }
 
 impl VlessServer {
@@ -240,7 +253,8 @@ impl VlessServer {
         };
         let target = Target::new(format!("{:?}", chosen.dest), 0);
         let snapshot = SnapshotFields::new(&self.tag, peer, Network::Tcp, target).freeze();
-        let mut log = SessionLog::start_at(&snapshot, started);
+        self.dispatcher.metrics.fallback(&self.tag);
+        let mut log = SessionLog::start_at(&snapshot, started, &self.dispatcher.metrics);
         match fallback::serve(chosen, secured, first, peer, local, &self.timeouts).await {
             Ok(traffic) => {
                 log.traffic(traffic);
@@ -251,6 +265,13 @@ impl VlessServer {
     }
 
     fn rejected(&self, peer: SocketAddr, started: Instant, why: Rejected) {
-        SessionLog::rejected(&self.tag, peer, started, &why);
+        let rejection = Rejection {
+            metrics: &self.dispatcher.metrics,
+            inbound: &self.tag,
+            peer,
+            started,
+            reason: why.reason(),
+        };
+        SessionLog::rejected(rejection, &why);
     }
 }

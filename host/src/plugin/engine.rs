@@ -27,6 +27,8 @@ pub struct PluginEngine {
     pub max_memory: u64,
     calls: Arc<Calls>,
     cache: Option<DiskCache>,
+    /// Where loaded plugins find their call metrics.
+    pub metrics: crate::metrics::PluginMetrics,
 }
 
 /// Plugin calls in flight, and the ticker's wake-up.
@@ -73,11 +75,18 @@ impl PluginEngine {
             max_memory,
             calls,
             cache: None,
+            metrics: Default::default(),
         })
     }
 
     /// Keeps compiled plugins in `dir` (see `cache`); a directory that cannot be used
     /// is logged once and the engine compiles without a cache.
+    /// Counts the plugins' calls into `metrics` (the daemon's families).
+    pub fn with_metrics(mut self, metrics: crate::metrics::PluginMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
     pub fn with_cache(mut self, dir: Option<&std::path::Path>) -> Self {
         self.cache = dir.and_then(|d| {
             DiskCache::open(d)

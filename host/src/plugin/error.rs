@@ -36,3 +36,16 @@ pub enum PluginError {
     #[error("malformed output: {0}")]
     Malformed(#[from] DeltaError),
 }
+
+impl PluginError {
+    /// The error's kind, as the `wasmray_plugin_errors_total` metric labels it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PluginError::Timeout(_) => "timeout",
+            PluginError::MemoryLimit(_) => "memory",
+            PluginError::Trap { .. } => "trap",
+            PluginError::Malformed(_) => "malformed",
+            _ => "instantiate",
+        }
+    }
+}

@@ -129,6 +129,7 @@ pub struct LoadedPlugin {
     delta_limits: DeltaLimits,
     pool: Mutex<Vec<Slot>>,
     errors: RateLimit,
+    meters: crate::metrics::PluginMeters,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -166,6 +167,7 @@ impl LoadedPlugin {
         limits: RuntimeLimits,
     ) -> Result<Self, PluginError> {
         let plugin = LoadedPlugin {
+            meters: engine.metrics.for_plugin(&parts.name),
             name: parts.name,
             version: parts.version,
             stage: parts.stage,
@@ -184,8 +186,21 @@ impl LoadedPlugin {
         Ok(plugin)
     }
 
-    /// Calls the plugin for one session.
+    /// Calls the plugin for one session (counted on its metrics).
     pub fn handle(&self, snapshot: &Snapshot, payload: &[u8]) -> Result<Answer, PluginError> {
+        let started = std::time::Instant::now();
+        let answer = self.answer(snapshot, payload);
+        let failed = answer.as_ref().err().map(PluginError::kind);
+        self.meters.call(started.elapsed(), failed);
+        answer
+    }
+
+    /// The call itself, not counted (the load-time smoke test is not traffic).
+    pub(super) fn answer(
+        &self,
+        snapshot: &Snapshot,
+        payload: &[u8],
+    ) -> Result<Answer, PluginError> {
         let view = to_wit(snapshot);
         let payload = payload
             .get(..self.payload_bytes.min(payload.len()))

@@ -224,12 +224,12 @@ fn smoke_test(plugin: &LoadedPlugin) -> Result<(), PluginError> {
     let source = std::net::SocketAddr::from(([127, 0, 0, 1], 40000));
     let snapshot = SnapshotFields::new("smoke", source, Network::Tcp, target).freeze();
     let request = b"GET / HTTP/1.1\r\nHost: smoke.test\r\n\r\n";
-    let mut result = plugin.handle(&snapshot, request).map(drop);
+    let mut result = plugin.answer(&snapshot, request).map(drop);
     for _ in 1..SMOKE_ATTEMPTS {
         if !matches!(result, Err(PluginError::Timeout(_))) {
             break;
         }
-        result = plugin.handle(&snapshot, request).map(drop);
+        result = plugin.answer(&snapshot, request).map(drop);
     }
     result
 }

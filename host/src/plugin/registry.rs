@@ -60,7 +60,17 @@ impl Registry {
     /// Loads the built-ins and the directory. Fails if a pipeline entry is missing or
     /// a built-in is broken; a broken directory file is only logged.
     pub fn start(config: PluginsConfig) -> anyhow::Result<Arc<Registry>> {
-        let engine = PluginEngine::new(config.memory_limit)?.with_cache(config.cache.as_deref());
+        Self::start_metered(config, crate::metrics::PluginMetrics::default())
+    }
+
+    /// As [`Registry::start`], counting every plugin's calls into `metrics`.
+    pub fn start_metered(
+        config: PluginsConfig,
+        metrics: crate::metrics::PluginMetrics,
+    ) -> anyhow::Result<Arc<Registry>> {
+        let engine = PluginEngine::new(config.memory_limit)?
+            .with_cache(config.cache.as_deref())
+            .with_metrics(metrics);
         let mut state = State {
             config: config.clone(),
             cache: HashMap::new(),

@@ -35,6 +35,18 @@ pub enum HandshakeError {
     Timeout,
 }
 
+impl HandshakeError {
+    /// The metrics' reason label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            HandshakeError::UnknownUser => "auth",
+            HandshakeError::Timeout => "timeout",
+            HandshakeError::Io(_) | HandshakeError::Truncated => "io",
+            HandshakeError::Header(_) | HandshakeError::TooLong(_) => "protocol",
+        }
+    }
+}
+
 /// What the first bytes decided.
 pub enum Handshake {
     /// Not VLESS, or an unknown user, with fallbacks configured: every byte read so
