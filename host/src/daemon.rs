@@ -28,6 +28,7 @@ use crate::dispatch::Dispatcher;
 use crate::inbound::http::HttpServer;
 use crate::inbound::socks::SocksServer;
 use crate::inbound::vless::VlessServer;
+use crate::ledger::Ledger;
 use crate::metrics::{Held, Metrics};
 use crate::outbound::Outbounds;
 use crate::plugin::Registry;
@@ -42,6 +43,8 @@ pub struct Daemon {
     pub stats: Arc<Stats>,
     /// Kept across reloads, as the stats core.
     pub metrics: Arc<Metrics>,
+    /// `[api] persist`, opened at start (fixed, like the rest of `[api]`).
+    ledger: Option<Ledger>,
     outbounds: ArcSwap<Outbounds>,
     state: tokio::sync::Mutex<State>,
     watcher: std::sync::Mutex<Option<notify::RecommendedWatcher>>,
@@ -78,6 +81,8 @@ pub struct ReloadSummary {
 impl Daemon {
     /// Loads the plugins, binds every inbound and starts accepting.
     pub async fn start(config: &Config) -> anyhow::Result<Daemon> {
+        let persist = config.api.as_ref().and_then(|a| a.persist.as_deref());
+        let ledger = persist.map(Ledger::open).transpose()?;
         let stats = Arc::new(Stats::new(config.stats.enabled));
         let per_user = config.metrics.is_some_and(|m| m.per_user);
         let metrics = Arc::new(Metrics::new(stats.clone(), per_user));
@@ -98,7 +103,7 @@ impl Daemon {
         };
         let mut state = State::default();
         for inbound in &config.inbounds {
-            let server = server_for(inbound, &base, None)?;
+            let server = server_for(inbound, &base, None, ledger.as_ref())?;
             let listener = bind(inbound).await?;
             state
                 .inbounds
@@ -108,6 +113,7 @@ impl Daemon {
             registry,
             stats,
             metrics,
+            ledger,
             outbounds: ArcSwap::new(outbounds),
             state: tokio::sync::Mutex::new(state),
             watcher: std::sync::Mutex::new(watcher),
@@ -144,6 +150,11 @@ impl Daemon {
         })
     }
 
+    /// Where the API's user changes are kept, if `[api] persist` is set.
+    pub fn ledger(&self) -> Option<&Ledger> {
+        self.ledger.as_ref()
+    }
+
     /// The outbounds new sessions use.
     pub fn outbounds(&self) -> Arc<Outbounds> {
         self.outbounds.load_full()
@@ -172,7 +183,7 @@ impl Daemon {
             metrics: self.metrics.clone(),
             timeouts: Default::default(),
         };
-        let plan = plan(&state, config, &base).await?;
+        let plan = plan(&state, config, &base, self.ledger.as_ref()).await?;
 
         // Nothing has failed: commit.
         self.registry.commit(pipeline);
@@ -273,7 +284,12 @@ enum Step {
 
 /// Builds every server and binds every new listener; any failure drops them all
 /// (closing the new listeners) and leaves the daemon as it was.
-async fn plan(state: &State, config: &Config, base: &Dispatcher) -> anyhow::Result<Vec<Step>> {
+async fn plan(
+    state: &State,
+    config: &Config,
+    base: &Dispatcher,
+    ledger: Option<&Ledger>,
+) -> anyhow::Result<Vec<Step>> {
     let mut taken = vec![false; state.inbounds.len()];
     let mut steps = Vec::new();
     for inbound in &config.inbounds {
@@ -283,7 +299,7 @@ async fn plan(state: &State, config: &Config, base: &Dispatcher) -> anyhow::Resu
             .find(|r| r.tag == inbound.tag)
             .map(|r| r.server.load_full());
         let users = previous.as_deref().and_then(Server::users);
-        let server = server_for(inbound, base, users.as_deref())?;
+        let server = server_for(inbound, base, users.as_deref(), ledger)?;
         // The same address keeps its listener: the same tag's first, else any.
         let free = |i: usize, r: &Running| !taken[i] && r.listen == inbound.listen;
         let same_address = (state.inbounds.iter().enumerate())
@@ -463,11 +479,13 @@ fn register_counters(stats: &Stats, config: &Config) {
     }
 }
 
-/// The server of `inbound`; its dispatcher is `base` with the inbound's timeouts.
+/// The server of `inbound`; its dispatcher is `base` with the inbound's timeouts, its
+/// users the config's with the API's persisted changes.
 fn server_for(
     inbound: &InboundConfig,
     base: &Dispatcher,
     previous_users: Option<&Users>,
+    ledger: Option<&Ledger>,
 ) -> anyhow::Result<Server> {
     let dispatcher = |timeouts| Dispatcher {
         timeouts,
@@ -482,7 +500,7 @@ fn server_for(
                 .map_err(|e| anyhow::anyhow!("inbound {}: {e}", inbound.tag))?,
             users: ArcSwap::from_pointee(Users::carry_over(
                 previous_users.unwrap_or(&Users::default()),
-                &v.users,
+                &ledger.map_or_else(|| v.users.clone(), |l| l.apply(&inbound.tag, &v.users)),
             )),
             users_write: Default::default(),
             fallbacks: v.fallbacks.clone(),

@@ -10,6 +10,7 @@ pub mod default_config;
 pub mod dispatch;
 pub mod framed;
 pub mod inbound;
+pub mod ledger;
 pub mod logging;
 pub mod metrics;
 pub mod mux;

@@ -142,7 +142,7 @@ fn run(
         if embedded {
             print_default(&config, &daemon).await;
         }
-        let api = match config.api {
+        let api = match config.api.clone() {
             Some(api) => Some(start_api(api, &daemon).await?),
             None => None,
         };
@@ -173,17 +173,28 @@ async fn start_api(
     let listener = tokio::net::TcpListener::bind(api.listen)
         .await
         .map_err(|e| anyhow::anyhow!("api: cannot listen on {}: {e}", api.listen))?;
+    let over = match (
+        &api.tls,
+        api.tls.as_ref().and_then(|t| t.client_ca.as_ref()),
+    ) {
+        (None, _) => "",
+        (Some(_), None) => " (TLS)",
+        (Some(_), Some(_)) => " (TLS, client certificates required)",
+    };
     tracing::info!(
-        "api: Xray's HandlerService and StatsService on {}",
+        "api: Xray's HandlerService and StatsService on {}{over}",
         listener.local_addr()?
     );
+    if let Some(ledger) = daemon.ledger() {
+        tracing::info!("api: user changes kept in {}", ledger.path().display());
+    }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let daemon = Arc::clone(daemon);
     tokio::spawn(async move {
         let shutdown = async {
             let _ = stopped.await;
         };
-        if let Err(e) = wasmray::api::serve(listener, daemon, shutdown).await {
+        if let Err(e) = wasmray::api::serve(listener, daemon, api.tls.as_ref(), shutdown).await {
             tracing::error!("{e}");
         }
     });

@@ -16,8 +16,12 @@ generated from Xray's own .proto files), as a panel makes it. Prints one JSON li
     xray_api.py PORT users-stats [traffic]
     xray_api.py PORT sys
     xray_api.py PORT v2ray-query PATTERN     (the StatsService under its v2ray name)
+
+With XRAY_API_CA set (a PEM file), the call goes over TLS to the name "localhost",
+trusting that CA; XRAY_API_CERT and XRAY_API_KEY add a client certificate.
 """
 import json
+import os
 import sys
 
 import grpc
@@ -95,9 +99,24 @@ def call(channel, args):
     raise SystemExit(f"unknown verb {verb}")
 
 
+def channel_to(port):
+    target = f"127.0.0.1:{port}"
+    ca = os.environ.get("XRAY_API_CA")
+    if not ca:
+        return grpc.insecure_channel(target)
+    read = lambda name: open(os.environ[name], "rb").read() if os.environ.get(name) else None
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=read("XRAY_API_CA"),
+        private_key=read("XRAY_API_KEY"),
+        certificate_chain=read("XRAY_API_CERT"),
+    )
+    options = [("grpc.ssl_target_name_override", "localhost")]
+    return grpc.secure_channel(target, creds, options=options)
+
+
 def main():
     port, args = sys.argv[1], sys.argv[2:]
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+    with channel_to(port) as channel:
         try:
             print(json.dumps({"ok": call(channel, args)}))
         except grpc.RpcError as e:

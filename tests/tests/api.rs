@@ -23,8 +23,14 @@ const BOB_ONLINE: &str = "user>>>bob@example.com>>>online";
 
 /// One API call through the Python client, answered as JSON.
 fn api(port: u16, args: &[&str]) -> Value {
+    api_with(port, &[], args)
+}
+
+/// One call with environment variables `env` (XRAY_API_CA and friends: TLS).
+fn api_with(port: u16, env: &[(&str, &std::path::Path)], args: &[&str]) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/api/xray_api.py");
     let out = Command::new("python3")
+        .envs(env.iter().copied())
         .arg(script)
         .arg(port.to_string())
         .args(args)
@@ -69,15 +75,20 @@ async fn start() -> Running {
     let certs = CertDir::new();
     let toml = wasmray_tests::server_toml("", "");
     let config = Config::parse(&toml, certs.path()).expect("config");
-    let daemon = Arc::new(Daemon::start(&config).await.expect("daemon"));
+    start_with(&config, certs).await
+}
+
+/// A daemon of `config` with its API on a port of its own (TLS as configured).
+async fn start_with(config: &Config, certs: CertDir) -> Running {
+    let daemon = Arc::new(Daemon::start(config).await.expect("daemon"));
     let vless = daemon.listeners().await[0].1;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = listener.local_addr().unwrap().port();
-    tokio::spawn(wasmray::api::serve(
-        listener,
-        Arc::clone(&daemon),
-        std::future::pending(),
-    ));
+    let tls = config.api.as_ref().and_then(|a| a.tls.clone());
+    let served = Arc::clone(&daemon);
+    tokio::spawn(async move {
+        wasmray::api::serve(listener, served, tls.as_ref(), std::future::pending()).await
+    });
     Running {
         daemon,
         vless,
@@ -259,4 +270,139 @@ async fn wrong_handlers_and_unsupported_rpcs_get_xrays_answers() {
     })
     .await
     .unwrap();
+}
+
+/// `[api] persist`: users added and removed over the API outlive a reload and a
+/// restart, and the file says what changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_changes_are_kept_across_a_reload_and_a_restart_with_persist() {
+    let certs = CertDir::new();
+    let extra = "[api]\nlisten = \"127.0.0.1:0\"\npersist = \"state/users.json\"\n";
+    let toml = wasmray_tests::server_toml("", extra);
+    std::fs::create_dir(certs.path().join("state")).unwrap();
+    let ledger = certs.path().join("state/users.json");
+    let config = Config::parse(&toml, certs.path()).expect("config");
+    let r = start_with(&config, certs).await;
+    let port = r.api;
+    tokio::task::spawn_blocking(move || {
+        assert_eq!(
+            ok(port, &["add", "vless-in", BOB, BOB_ID, "xtls-rprx-vision"]),
+            json!(true)
+        );
+        assert_eq!(
+            ok(port, &["remove", "vless-in", "alice@example.com"]),
+            json!(true)
+        );
+    })
+    .await
+    .unwrap();
+    let text = std::fs::read_to_string(&ledger).expect("the ledger is written");
+    assert!(
+        text.contains(BOB_ID) && text.contains("alice@example.com"),
+        "{text}"
+    );
+
+    // A reload of the same config keeps the API's changes.
+    let summary = r
+        .daemon
+        .reload(&config, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(summary.users_revoked, 0, "{summary:?}");
+    let users = |port: u16| tokio::task::spawn_blocking(move || ok(port, &["users", "vless-in"]));
+    let bob_only = json!([{"email": BOB, "id": BOB_ID, "flow": "xtls-rprx-vision"}]);
+    assert_eq!(users(port).await.unwrap(), bob_only);
+
+    // So does a restart: a new daemon from the same config reads the ledger.
+    r.daemon.shutdown(Duration::from_secs(1)).await;
+    let certs = r.certs;
+    let again = start_with(&config, certs).await;
+    assert_eq!(users(again.api).await.unwrap(), bob_only);
+    // The config's user stays removed: alice cannot connect.
+    let echo = servers::echo().await;
+    let mut alice = session(&again, wasmray_tests::UUID, echo).await.unwrap();
+    alice.write_all(b"hi").await.unwrap();
+    assert!(
+        read_response(&mut alice).await.is_err(),
+        "alice was removed for good"
+    );
+    again.daemon.shutdown(Duration::from_secs(1)).await;
+}
+
+/// A CA and a client certificate it signed, as PEM files in `dir`: ca.pem,
+/// client.pem, client-key.pem; and a second, unknown client: other.pem, other-key.pem.
+fn client_certificates(dir: &std::path::Path) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    let panel = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["panel".to_string()])
+        .unwrap()
+        .signed_by(&panel, &ca)
+        .unwrap();
+    std::fs::write(dir.join("client.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("client-key.pem"), panel.serialize_pem()).unwrap();
+    let other = rcgen::generate_simple_self_signed(vec!["other".to_string()]).unwrap();
+    std::fs::write(dir.join("other.pem"), other.cert.pem()).unwrap();
+    std::fs::write(dir.join("other-key.pem"), other.signing_key.serialize_pem()).unwrap();
+}
+
+/// Beyond loopback the API needs TLS; with `client_ca`, only a client certificate that
+/// CA signed gets in. Plain-text and unknown clients are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_over_tls_takes_only_the_panels_certificate() {
+    let certs = CertDir::new();
+    let remote = |tls: &str| {
+        let extra = format!("[api]\nlisten = \"0.0.0.0:0\"\nallow_remote = true\n{tls}");
+        Config::parse(&wasmray_tests::server_toml("", &extra), certs.path())
+    };
+    let err = remote("").unwrap_err().to_string();
+    assert!(
+        err.contains("api.tls") && err.contains("needs TLS"),
+        "{err}"
+    );
+    client_certificates(certs.path());
+    let tls = "[api.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\nclient_ca = \"ca.pem\"\n";
+    assert!(
+        remote(tls)
+            .expect("TLS beyond loopback")
+            .api
+            .unwrap()
+            .tls
+            .is_some()
+    );
+
+    let extra = format!("[api]\nlisten = \"127.0.0.1:0\"\n{tls}");
+    let config = Config::parse(&wasmray_tests::server_toml("", &extra), certs.path()).unwrap();
+    let dir = certs.path().to_path_buf();
+    let r = start_with(&config, certs).await;
+    let port = r.api;
+    tokio::task::spawn_blocking(move || {
+        let ca = dir.join("cert.pem");
+        let (cert, key) = (dir.join("client.pem"), dir.join("client-key.pem"));
+        let panel = [
+            ("XRAY_API_CA", ca.as_path()),
+            ("XRAY_API_CERT", &cert),
+            ("XRAY_API_KEY", &key),
+        ];
+        assert_eq!(
+            api_with(port, &panel, &["inbounds"]),
+            json!({"ok": ["vless-in"]})
+        );
+        let (other, other_key) = (dir.join("other.pem"), dir.join("other-key.pem"));
+        let stranger = [
+            ("XRAY_API_CA", ca.as_path()),
+            ("XRAY_API_CERT", &other),
+            ("XRAY_API_KEY", &other_key),
+        ];
+        for env in [&stranger[..], &stranger[..1], &[]] {
+            let answer = api_with(port, env, &["inbounds"]);
+            assert_eq!(answer["code"], json!("UNAVAILABLE"), "{env:?}: {answer}");
+        }
+    })
+    .await
+    .unwrap();
+    drop(r.daemon);
 }

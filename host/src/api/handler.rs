@@ -13,6 +13,7 @@ use super::generated::xray::app::proxyman::command as pb;
 use super::generated::xray::core::InboundHandlerConfig;
 use crate::daemon::Daemon;
 use crate::inbound::vless::VlessServer;
+use crate::ledger::{Ledger, LedgerError};
 
 pub struct HandlerApi {
     pub daemon: Arc<Daemon>,
@@ -34,6 +35,25 @@ impl HandlerApi {
             Some(None) => Err(unknown("proxy is not a UserManager")),
             Some(Some(server)) => Ok(server),
         }
+    }
+}
+
+impl HandlerApi {
+    /// Records a change in the `[api] persist` ledger, if there is one. A failed write
+    /// leaves the change in effect until the next reload and says so to the caller.
+    fn persist(
+        &self,
+        record: impl FnOnce(&Ledger) -> Result<(), LedgerError>,
+    ) -> Result<(), Status> {
+        let Some(ledger) = self.daemon.ledger() else {
+            return Ok(());
+        };
+        record(ledger).map_err(|e| {
+            tracing::error!("{e}");
+            Status::internal(format!(
+                "the change is in effect, but not kept across reloads: {e}"
+            ))
+        })
     }
 }
 
@@ -64,10 +84,12 @@ impl pb::handler_service_server::HandlerService for HandlerApi {
             Operation::Add(user) => {
                 server.add_user(&user).map_err(unknown)?;
                 tracing::info!(inbound = %r.tag, user = %user.email, "api: user added");
+                self.persist(|l| l.added(&r.tag, &user))?;
             }
             Operation::Remove(email) => {
                 server.remove_user(&email).map_err(unknown)?;
                 tracing::info!(inbound = %r.tag, user = %email, "api: user removed");
+                self.persist(|l| l.removed(&r.tag, &email))?;
             }
         }
         Ok(Response::new(pb::AlterInboundResponse {}))

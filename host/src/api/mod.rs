@@ -10,6 +10,7 @@ mod account;
 mod handler;
 mod stats_service;
 mod sys;
+mod tls;
 
 #[allow(clippy::all, clippy::pedantic, missing_docs, unreachable_pub)]
 #[rustfmt::skip]
@@ -22,6 +23,7 @@ use tokio::net::TcpListener;
 use tonic::codegen::{Service, http};
 use tonic::server::NamedService;
 
+use crate::config::ApiTls;
 use crate::daemon::Daemon;
 use generated::xray::app::proxyman::command::handler_service_server::HandlerServiceServer;
 use generated::xray::app::stats::command::stats_service_server::StatsServiceServer;
@@ -30,6 +32,8 @@ use generated::xray::app::stats::command::stats_service_server::StatsServiceServ
 pub enum ApiError {
     #[error("api: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error("{0}")]
+    Tls(#[from] tls::ApiTlsError),
 }
 
 /// A service also reachable under another name: requests to `/ALIAS/Method` are
@@ -94,10 +98,11 @@ fn alias<S, N>(inner: S) -> Alias<S, N> {
     }
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// Serves the API on `listener` until `shutdown` resolves, behind TLS if `tls`.
 pub async fn serve(
     listener: TcpListener,
     daemon: Arc<Daemon>,
+    tls: Option<&ApiTls>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ApiError> {
     let stats = daemon.stats.clone();
@@ -111,15 +116,24 @@ pub async fn serve(
             stats: stats.clone(),
         })
     };
-    tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .add_service(handler())
         .add_service(alias::<_, V2rayHandler>(handler()))
         .add_service(stats())
-        .add_service(alias::<_, V2rayStats>(stats()))
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener),
-            shutdown,
-        )
-        .await?;
+        .add_service(alias::<_, V2rayStats>(stats()));
+    match tls {
+        Some(tls) => {
+            let incoming = tls::incoming(listener, tls::acceptor(tls)?);
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await?
+        }
+        None => {
+            let incoming = tonic::transport::server::TcpIncoming::from(listener);
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await?
+        }
+    }
     Ok(())
 }

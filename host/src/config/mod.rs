@@ -21,7 +21,7 @@ use std::time::Duration;
 pub use error::{ConfigError, ConfigErrors};
 pub use layers::{Security, Transport};
 pub use plugins::toml_to_json;
-pub use tls::TlsIdentity;
+pub use tls::{ApiTls, TlsIdentity};
 pub use units::{parse_duration, parse_size};
 
 use error::Errors;
@@ -48,10 +48,15 @@ pub struct MetricsConfig {
     pub per_user: bool,
 }
 
-/// `[api]`: where the management API listens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `[api]`: where the management API listens, how, and where it keeps its changes.
+/// Fixed at start: a reload does not move or re-key it.
+#[derive(Debug, Clone)]
 pub struct ApiConfig {
     pub listen: SocketAddr,
+    /// `[api.tls]`: required beyond loopback.
+    pub tls: Option<ApiTls>,
+    /// `persist`: the users added and removed over the API, kept in this file.
+    pub persist: Option<PathBuf>,
 }
 
 /// `[stats]`: the traffic counters and online maps the API reads.
@@ -391,9 +396,7 @@ fn validate(raw: raw::RawConfig, base: &Path, errors: &mut Errors) -> Option<Con
     let stats = StatsConfig {
         enabled: raw.stats.enabled.unwrap_or(true),
     };
-    let api = raw
-        .api
-        .and_then(|a| errors.take("api.listen", validate_api(&a)));
+    let api = raw.api.and_then(|a| validate_api(&a, base, errors));
     let metrics = raw
         .metrics
         .and_then(|m| errors.take("metrics.listen", validate_metrics(&m)));
@@ -437,13 +440,37 @@ fn validate_metrics(raw: &raw::RawMetrics) -> Result<MetricsConfig, String> {
 
 /// The API manages users and reads everyone's traffic: loopback only, unless the
 /// operator says otherwise.
-fn validate_api(raw: &raw::RawApi) -> Result<ApiConfig, String> {
+fn validate_api(raw: &raw::RawApi, base: &Path, errors: &mut Errors) -> Option<ApiConfig> {
     let why = "the API can add users and read all traffic, so it binds";
-    let listen = guarded_listen(&raw.listen, raw.allow_remote, why)?;
-    if !listen.ip().is_loopback() {
-        return Err("allow_remote: serving the API beyond loopback needs TLS, which is not supported yet; reach it through an SSH tunnel".into());
+    let listen = errors.take(
+        "api.listen",
+        guarded_listen(&raw.listen, raw.allow_remote, why),
+    );
+    let tls = match &raw.tls {
+        Some(t) => Some(tls::load_api(t, base, errors)?),
+        None => None,
+    };
+    let listen = listen?;
+    if !listen.ip().is_loopback() && tls.is_none() {
+        errors.push(
+            "api.tls",
+            "beyond loopback the API needs TLS: add [api.tls] with cert and key (and client_ca, so only your panel's certificate gets in)",
+        );
+        return None;
     }
-    Ok(ApiConfig { listen })
+    let persist = match raw.persist.as_deref() {
+        Some("") => {
+            errors.push("api.persist", "an empty path; leave it out or name a file");
+            return None;
+        }
+        Some(p) => Some(base.join(p)),
+        None => None,
+    };
+    Some(ApiConfig {
+        listen,
+        tls,
+        persist,
+    })
 }
 
 fn validate_log(raw: raw::RawLog, base: &Path, errors: &mut Errors) -> LogConfig {

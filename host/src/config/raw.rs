@@ -35,6 +35,18 @@ pub struct RawMetrics {
 pub struct RawApi {
     pub listen: String,
     pub allow_remote: Option<bool>,
+    /// A file keeping the API's user changes across reloads and restarts.
+    pub persist: Option<String>,
+    pub tls: Option<RawApiTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApiTls {
+    pub cert: String,
+    pub key: String,
+    /// PEM CA certificates; set, clients must present a certificate they signed.
+    pub client_ca: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -52,6 +52,32 @@ pub fn load(raw: &RawTls, at: &str, base: &Path, errors: &mut Errors) -> Option<
     })
 }
 
+/// The `[api.tls]` identity (ALPN h2, as gRPC needs) and its client CAs, if any.
+pub fn load_api(raw: &super::raw::RawApiTls, base: &Path, errors: &mut Errors) -> Option<ApiTls> {
+    let certs = errors.take("api.tls.cert", load_certs(&base.join(&raw.cert)));
+    let key = errors.take("api.tls.key", load_key(&base.join(&raw.key)));
+    let client_ca = match &raw.client_ca {
+        Some(ca) => Some(errors.take("api.tls.client_ca", load_certs(&base.join(ca)))?),
+        None => None,
+    };
+    Some(ApiTls {
+        identity: TlsIdentity {
+            certs: certs?,
+            key: Arc::new(key?),
+            alpn: vec!["h2".into()],
+        },
+        client_ca,
+    })
+}
+
+/// The management API's TLS: its identity, and the CAs that sign client certificates
+/// (none: any client that completes the handshake).
+#[derive(Debug, Clone)]
+pub struct ApiTls {
+    pub identity: TlsIdentity,
+    pub client_ca: Option<Vec<CertificateDer<'static>>>,
+}
+
 fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
