@@ -76,6 +76,15 @@ enum Command {
         #[arg(short, long, default_value = "localhost")]
         name: Vec<String>,
     },
+    /// Turn an Xray JSON config into wasmray TOML (on standard output), naming every
+    /// field that cannot be carried over (at the top of the TOML and on standard error).
+    ImportXray {
+        /// The Xray config (JSON, comments allowed).
+        config: PathBuf,
+        /// Write inline certificates and keys here as PEM files (the TOML names them).
+        #[arg(long)]
+        write_certs: Option<PathBuf>,
+    },
     /// Tools for plugin authors.
     #[command(subcommand)]
     Plugin(wasmray::cli_plugin::PluginCommand),
@@ -103,6 +112,10 @@ fn main() -> ExitCode {
             insecure,
         } => link(&config, host.as_deref(), sni.as_deref(), insecure),
         Command::Cert { out, name } => cert(&out, &name),
+        Command::ImportXray {
+            config,
+            write_certs,
+        } => import_xray(&config, write_certs.as_deref()),
         Command::Plugin(cmd) => wasmray::cli_plugin::run(cmd),
     };
     match result {
@@ -112,6 +125,52 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn import_xray(path: &Path, certs: Option<&Path>) -> anyhow::Result<()> {
+    use std::io::Read as _;
+    let limit = wasmray::import_xray::MAX_INPUT as u64;
+    let mut json = String::new();
+    std::fs::File::open(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .take(limit + 1)
+        .read_to_string(&mut json)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let imported =
+        wasmray::import_xray::import(&json).with_context(|| format!("{}", path.display()))?;
+    if !imported.files.is_empty() {
+        let Some(dir) = certs else {
+            let names: Vec<&str> = imported.files.iter().map(|(n, _)| n.as_str()).collect();
+            anyhow::bail!(
+                "the config has inline certificates; pass --write-certs DIR to write them as {}",
+                names.join(", ")
+            );
+        };
+        for (name, pem) in &imported.files {
+            let file = dir.join(name);
+            write_private(&file, pem)
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            eprintln!("wrote {}", file.display());
+        }
+    }
+    print!("{}", imported.toml);
+    match imported.notes.len() {
+        0 => eprintln!("every field was carried over"),
+        n => eprintln!("{n} fields not carried over; the TOML lists them at its top"),
+    }
+    Ok(())
+}
+
+/// Writes `text` to a new file only its owner can read (keys among them).
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
 }
 
 fn load(path: &Path) -> anyhow::Result<Config> {

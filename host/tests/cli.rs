@@ -570,3 +570,71 @@ fn the_systemd_unit_verifies() {
         .collect();
     assert!(out.status.success() && complaints.is_empty(), "{said}");
 }
+
+/// `wasmray import-xray` prints TOML that `wasmray check` accepts, says on stderr how
+/// many fields stayed behind, and writes inline certificates only where it is told
+/// (keys readable by their owner alone).
+#[test]
+fn import_xray_prints_a_config_that_checks_and_writes_inline_certificates_on_request() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/xray/client.json"
+    );
+    let out = wasmray().args(["import-xray", fixture]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("fields not carried over; the TOML lists them at its top"),
+        "{stderr}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let toml = dir.path().join("client.toml");
+    std::fs::write(&toml, &out.stdout).unwrap();
+    checks(&toml);
+
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let lines = |pem: String| serde_json::to_string(&pem.lines().collect::<Vec<_>>()).unwrap();
+    let json = format!(
+        r#"{{"inbounds": [{{"port": 8443, "listen": "127.0.0.1", "protocol": "vless", "tag": "in",
+            "settings": {{"clients": [{{"id": "27848739-7e62-4138-9fd3-098a63964b6b"}}], "decryption": "none"}},
+            "streamSettings": {{"security": "tls", "tlsSettings": {{"certificates": [
+                {{"certificate": {}, "key": {}}}]}}}}}}],
+            "outbounds": [{{"protocol": "freedom"}}]}}"#,
+        lines(cert.cert.pem()),
+        lines(cert.signing_key.serialize_pem())
+    );
+    let source = dir.path().join("inline.json");
+    std::fs::write(&source, json).unwrap();
+    let refused = wasmray().arg("import-xray").arg(&source).output().unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--write-certs"));
+    let out = wasmray()
+        .arg("import-xray")
+        .arg(&source)
+        .arg("--write-certs")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    let key = std::fs::metadata(dir.path().join("in-key.pem")).unwrap();
+    assert_eq!(key.permissions().mode() & 0o777, 0o600);
+    let inline = dir.path().join("inline.toml");
+    std::fs::write(&inline, &out.stdout).unwrap();
+    checks(&inline);
+}
+
+/// `wasmray check -c path` passes.
+fn checks(path: &Path) {
+    let check = wasmray().arg("check").arg("-c").arg(path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(check.status.success(), "{stderr}");
+}

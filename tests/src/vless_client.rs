@@ -79,8 +79,19 @@ pub async fn connect_tcp(
     target: Destination,
     first: &[u8],
 ) -> std::io::Result<Stream> {
+    connect_tcp_as(crate::UUID, server, cert_der, target, first).await
+}
+
+/// As [`connect_tcp`], as the user `uuid`.
+pub async fn connect_tcp_as(
+    uuid: &str,
+    server: SocketAddr,
+    cert_der: &[u8],
+    target: Destination,
+    first: &[u8],
+) -> std::io::Result<Stream> {
     let mut stream = tls_connect(server, cert_der, &["http/1.1"]).await?;
-    let mut buf = header(crate::UUID, Command::Tcp(target));
+    let mut buf = header(uuid, Command::Tcp(target));
     buf.extend_from_slice(first);
     stream.write_all(&buf).await?;
     stream.flush().await?;
