@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Flow, User};
+use crate::util::same_email as same;
 
 /// The largest ledger file read (about 200 000 users).
 const MAX_FILE: u64 = 32 << 20;
@@ -62,7 +63,7 @@ struct Added {
 impl Added {
     fn user(&self) -> Option<User> {
         Some(User {
-            id: self.id.parse().ok()?,
+            id: crate::util::parse_user_id(&self.id)?,
             email: self.email.clone(),
             flow: Flow::parse(&self.flow, false).ok()?,
         })
@@ -74,10 +75,6 @@ impl Added {
 pub struct Ledger {
     path: PathBuf,
     file: Mutex<File>,
-}
-
-fn same(a: &str, b: &str) -> bool {
-    a.eq_ignore_ascii_case(b)
 }
 
 impl Ledger {
@@ -178,7 +175,7 @@ fn parse(bytes: &[u8]) -> Result<File, String> {
             if let Err(e) = Flow::parse(&a.flow, false) {
                 return Err(format!("inbound {tag:?}: user {:?}: {e}", a.email));
             }
-            if a.id.parse::<uuid::Uuid>().is_err() {
+            if crate::util::parse_user_id(&a.id).is_none() {
                 return Err(format!(
                     "inbound {tag:?}: user {:?}: id {:?} is not a UUID",
                     a.email, a.id

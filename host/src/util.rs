@@ -1,9 +1,25 @@
 //! Small helpers shared across modules.
 
+/// `host:port`, with an IPv6 host in brackets.
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Whether two emails name the same user: emails are unique ignoring case, as in Xray.
+/// The one comparison, for the user lists and the API's ledger alike.
+pub fn same_email(a: &str, b: &str) -> bool {
+    a.to_lowercase() == b.to_lowercase()
+}
+
 /// Parses a user id as Xray does (`common/uuid` `ParseString`): 32 hex digits, dashes
 /// anywhere optional, 32 to 36 characters in all. The one parser of user ids, for the
 /// config and for `vless://` links alike. (Xray also maps any other string of up to
-/// 30 bytes to an id through SHA-1; wasmray does not.)
+/// 30 bytes to an id through SHA-1; wasmray's config does not, and `import-xray` writes
+/// such an id as the UUID it stands for.)
 pub fn parse_user_id(text: &str) -> Option<uuid::Uuid> {
     if !(32..=36).contains(&text.len()) {
         return None;

@@ -131,11 +131,7 @@ fn convert(inbound: &Inbound, at: &str, notes: &mut Notes) -> Option<OutInbound>
             );
         }
     };
-    let listen = if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
+    let listen = crate::util::host_port(&host, port);
     let tag = inbound
         .tag
         .clone()
@@ -226,7 +222,7 @@ fn vless(
 /// A user id as Xray reads one: a UUID, or a 1-30 byte string standing for the UUIDv5
 /// of it under the nil namespace (what clients derive too, so it is written as that).
 pub fn user_id(id: &str, at: &str, notes: &mut Notes) -> Option<String> {
-    if let Ok(uuid) = id.parse::<uuid::Uuid>() {
+    if let Some(uuid) = crate::util::parse_user_id(id) {
         return Some(uuid.to_string());
     }
     if (1..=30).contains(&id.len()) {

@@ -207,12 +207,9 @@ fn api(api: &xray::Api, inbounds: &[xray::Inbound], notes: &mut Notes) -> Option
         _ => "127.0.0.1".into(),
     };
     let port = inbound::port(inbound.port.as_ref())?;
-    let listen = if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
-    Some(OutApi { listen })
+    Some(OutApi {
+        listen: crate::util::host_port(&host, port),
+    })
 }
 
 fn with_header(body: &str, notes: &[String]) -> String {

@@ -144,11 +144,7 @@ fn vless(o: &Outbound, out: &mut OutOutbound, at: &str, notes: &mut Notes) -> Re
         return Err("no server address".into());
     }
     out.kind = "vless";
-    out.server = Some(if address.contains(':') {
-        format!("[{address}]:{port}")
-    } else {
-        format!("{address}:{port}")
-    });
+    out.server = Some(crate::util::host_port(&address, port));
     out.id = Some(
         super::inbound::user_id(&id, &format!("{sat}.user"), notes).ok_or("no usable user id")?,
     );

@@ -258,15 +258,10 @@ pub fn parse_vless_link(text: &str) -> Result<VlessLink, LinkError> {
 /// [&alpn=..][&allowInsecure=1]#NAME`. `sni` and the fragment are left out when `None`.
 pub fn format_vless_link(link: &VlessLink) -> String {
     let enc = |s: &str| utf8_percent_encode(s, ESCAPE).to_string();
-    let host = if link.host.contains(':') {
-        format!("[{}]", link.host)
-    } else {
-        link.host.clone()
-    };
     let mut out = format!(
-        "vless://{}@{host}:{}?encryption=none&security=tls",
+        "vless://{}@{}?encryption=none&security=tls",
         link.id.hyphenated(),
-        link.port
+        crate::util::host_port(&link.host, link.port)
     );
     if let Some(sni) = &link.sni {
         out.push_str("&sni=");

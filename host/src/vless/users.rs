@@ -88,11 +88,6 @@ pub struct Users {
     entries: Vec<Arc<UserEntry>>,
 }
 
-/// Emails compare ignoring case (Xray stores them lower-cased).
-fn same_email(a: &str, b: &str) -> bool {
-    a.to_lowercase() == b.to_lowercase()
-}
-
 /// The id with the vlessRoute bytes cleared.
 fn key(id: &[u8; 16]) -> [u8; 16] {
     let mut k = *id;
@@ -166,7 +161,7 @@ impl Users {
             return Err(UsersError::NoEmail);
         }
         let i = (self.entries.iter())
-            .position(|e| same_email(&e.email, email))
+            .position(|e| crate::util::same_email(&e.email, email))
             .ok_or_else(|| UsersError::NotFound(email.to_string()))?;
         let mut next = self.clone();
         next.keys.remove(i);
@@ -176,7 +171,9 @@ impl Users {
 
     /// The user with `email`, ignoring case as Xray does.
     pub fn by_email(&self, email: &str) -> Option<&Arc<UserEntry>> {
-        self.entries.iter().find(|e| same_email(&e.email, email))
+        self.entries
+            .iter()
+            .find(|e| crate::util::same_email(&e.email, email))
     }
 
     /// Every user with an email, in list order (what the API lists and counts).
