@@ -1,6 +1,6 @@
 //! Builds the test suite's own plugins for wasm32-unknown-unknown: the SDK's example,
 //! the hostile plugin (with and without a WASI import) and both versions of the
-//! hot-swap router. Their paths reach the tests as `WASM_*` environment variables.
+//! hot-swap router, and a router built against the frozen contract 0.2. Their paths reach the tests as `WASM_*` environment variables.
 
 #[path = "../host/build/wasm.rs"]
 mod wasm;
@@ -17,12 +17,13 @@ fn main() {
             "tests/plugins",
             "plugin-sdk/src",
             "plugin-sdk/wit",
+            "host/wit",
             "Cargo.lock",
             "host/build",
         ],
     );
     let target = out.join("wasm-target");
-    let builds: [(&str, &[&str], &str, &str); 5] = [
+    let builds: [(&str, &[&str], &str, &str); 6] = [
         (
             "example-header-router",
             &[],
@@ -38,6 +39,7 @@ fn main() {
         ),
         ("swap-router", &[], "swap_router", "WASM_SWAP_A"),
         ("swap-router", &["b"], "swap_router", "WASM_SWAP_B"),
+        ("legacy-router", &[], "legacy_router", "WASM_LEGACY_0_2"),
     ];
     for (package, features, stem, var) in builds {
         let dir = wasm::build(&root, &target, &[package], features);

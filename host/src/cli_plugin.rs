@@ -144,5 +144,6 @@ fn load(
         Source::File(file.to_path_buf()),
         &|_| json.clone(),
         limits,
+        Default::default(),
     )?)
 }

@@ -172,7 +172,7 @@ impl Daemon {
         let mut state = self.state.lock().await;
         let registry = self.registry.clone();
         let plugins = config.plugins.clone();
-        let dir_changed = registry.dir() != plugins.dir;
+        let watched = registry.watched_dirs();
         let pipeline = tokio::task::spawn_blocking(move || registry.prepare(plugins)).await??;
         let outbounds = Arc::new(Outbounds::new(&config.outbounds)?);
         register_counters(&self.stats, config);
@@ -187,7 +187,7 @@ impl Daemon {
 
         // Nothing has failed: commit.
         self.registry.commit(pipeline);
-        if dir_changed {
+        if self.registry.watched_dirs() != watched {
             self.rewatch();
         }
         self.outbounds.store(outbounds);
@@ -228,7 +228,7 @@ impl Daemon {
         Ok(summary)
     }
 
-    /// Watches the (new) plugin directory instead of the old one.
+    /// Watches the (new) plugin and geodata directories instead of the old ones.
     fn rewatch(&self) {
         let mut watcher = crate::util::lock(&self.watcher);
         *watcher = None;

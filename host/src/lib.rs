@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod default_config;
 pub mod dispatch;
 pub mod framed;
+pub mod geodata;
 pub mod import_xray;
 pub mod inbound;
 pub mod ledger;

@@ -428,6 +428,9 @@ fn check(path: &Path) -> ExitCode {
                 config.outbounds.len(),
                 names.join(" → ")
             );
+            if config.plugins.geodata.files().next().is_some() {
+                println!("geodata: {}", registry.geodata().summary());
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -36,6 +36,7 @@ fn wasm(name: &str, config: &str) -> LoadedPlugin {
         Source::Builtin,
         &move |_| config.clone(),
         limits,
+        Default::default(),
     )
     .unwrap()
 }

@@ -67,14 +67,14 @@ pub enum DomainMatcher {
 
 impl DomainMatcher {
     /// Parses one condition. Values are normalised (lower-cased) except regexes, which
-    /// see the lower-case name as written. `geosite:` and `ext:` lists are refused: a
-    /// plugin has no files to read them from.
+    /// see the lower-case name as written. `geosite:` and `ext:` lists are refused here:
+    /// open them with [`DomainList`](crate::geodata::DomainList).
     pub fn parse(spec: &str) -> Result<DomainMatcher, String> {
         let (kind, value) = match spec.split_once(':') {
             Some((k, v)) if KINDS.contains(&k) => (k, v),
             Some((k @ ("geosite" | "ext" | "ext-domain" | "ext-site"), _)) => {
                 return Err(format!(
-                    "{k}: lists are not supported (a plugin has no files): {spec:?}"
+                    "{k}: is a list of the daemon's geodata, not a pattern (geodata::DomainList opens it): {spec:?}"
                 ));
             }
             _ => ("keyword", spec),

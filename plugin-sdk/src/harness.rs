@@ -340,3 +340,53 @@ mod tests {
         assert_eq!(s2.route_domain().as_deref(), Some("a.b"));
     }
 }
+
+pub mod geodata {
+    //! Routing lists for native tests: what [`crate::geodata`] answers outside wasm.
+    //! Lists are per thread (each `#[test]` has its own); define them before the
+    //! plugin's `configure` opens them.
+    //!
+    //! ```
+    //! use wasmray_plugin_sdk::harness::geodata;
+    //! geodata::domains("geosite:ads", &["domain:ads.example", "keyword:tracker"]);
+    //! geodata::ips("geoip:private", &["10.0.0.0/8", "fc00::/7"]);
+    //! ```
+    use crate::domain::DomainMatcher;
+    use crate::geodata::imp::{Defined, LISTS};
+    use crate::net::Cidr;
+
+    /// Defines domain list `name` from entries in route-rules' syntax (`full:`,
+    /// `domain:`, `keyword:`, `regex:`); a `rule-set:NAME` is both a domain and an IP
+    /// list. Panics on an entry that does not parse.
+    #[track_caller]
+    pub fn domains(name: &str, entries: &[&str]) {
+        let matchers = entries
+            .iter()
+            .map(|e| DomainMatcher::parse(e).unwrap_or_else(|err| panic!("{e:?}: {err}")))
+            .collect();
+        define(name, Defined::Domains(matchers));
+    }
+
+    /// Defines IP list `name` from CIDRs or addresses. Panics on one that does not parse.
+    #[track_caller]
+    pub fn ips(name: &str, entries: &[&str]) {
+        let cidrs = entries
+            .iter()
+            .map(|e| Cidr::parse(e).unwrap_or_else(|err| panic!("{e:?}: {err}")))
+            .collect();
+        define(name, Defined::Ips(cidrs));
+    }
+
+    /// Forgets every list of this thread.
+    pub fn clear() {
+        LISTS.with(|l| *l.borrow_mut() = Default::default());
+    }
+
+    fn define(name: &str, list: Defined) {
+        LISTS.with(|l| {
+            l.borrow_mut()
+                .defined
+                .push((name.to_ascii_lowercase(), list))
+        });
+    }
+}

@@ -29,12 +29,13 @@
 //!
 //! # Why the pieces look like this
 //!
-//! * The contract is the WIT package `wasmray:plugin@0.2.0` in `wit/plugin.wit`. The
+//! * The contract is the WIT package `wasmray:plugin@0.3.0` in `wit/plugin.wit`. The
 //!   generated bindings live in [`bindings`] (hidden): authors only see the native types of
 //!   this crate ([`Snapshot`], [`Delta`], [`Verdict`], ...), so the contract can evolve
 //!   without breaking every plugin's source.
 //! * A plugin has no ambient authority. It is built for `wasm32-unknown-unknown`, so it has
-//!   no WASI imports at all; its only import is the host's `log`. The core module carries
+//!   no WASI imports at all; its imports are the host's `log` and the read-only
+//!   [`geodata`] lists. The core module carries
 //!   wit-bindgen's `component-type` custom section and the daemon turns it into a component
 //!   at load time.
 //! * [`export_plugin!`] keeps the configured instance in a thread-local (wasm is
@@ -53,6 +54,7 @@
 mod attributes;
 mod config;
 pub mod domain;
+pub mod geodata;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod harness;
 pub mod http;
@@ -81,7 +83,7 @@ pub mod bindings {
 }
 
 /// The WIT package this SDK implements; the host refuses a plugin built for another one.
-pub const CONTRACT: &str = "wasmray:plugin@0.2.0";
+pub const CONTRACT: &str = "wasmray:plugin@0.3.0";
 
 /// A wasmray plugin: one type, configured once per instance, asked once per session.
 ///
@@ -104,7 +106,7 @@ pub trait Plugin: Sized + 'static {
     fn handle(&self, session: &Snapshot, payload: &[u8]) -> Verdict;
 }
 
-/// Exports a [`Plugin`] as the wasm component's `wasmray:plugin/guest@0.2.0` interface.
+/// Exports a [`Plugin`] as the wasm component's `wasmray:plugin/guest@0.3.0` interface.
 ///
 /// Use it once, at the crate root of a `cdylib` crate:
 ///
@@ -120,7 +122,7 @@ pub trait Plugin: Sized + 'static {
 /// ```
 ///
 /// The exports exist only in wasm builds (their names, such as
-/// `wasmray:plugin/guest@0.2.0#handle`, are not valid native symbol names); a native build
+/// `wasmray:plugin/guest@0.3.0#handle`, are not valid native symbol names); a native build
 /// only checks that the type implements [`Plugin`], so the same crate can be unit-tested
 /// with [`harness`].
 #[macro_export]

@@ -21,6 +21,7 @@ const HOSTILE_WASI: &str = env!("WASM_HOSTILE_WASI");
 const SWAP_A: &str = env!("WASM_SWAP_A");
 const SWAP_B: &str = env!("WASM_SWAP_B");
 const EXAMPLE: &str = env!("WASM_EXAMPLE");
+const LEGACY_0_2: &str = env!("WASM_LEGACY_0_2");
 
 fn limits() -> RuntimeLimits {
     // Generous for normal calls on a loaded CI machine; the loop still hits it.
@@ -39,6 +40,7 @@ fn load(bytes: &[u8], config: &str) -> Result<wasmray::plugin::LoadedPlugin, Plu
         Source::File("test.wasm".into()),
         &move |_| config.clone(),
         limits(),
+        Default::default(),
     )
 }
 
@@ -113,6 +115,30 @@ fn a_wrong_contract_version_and_a_wasi_import_are_refused_by_name() {
 
     let err = load(b"\0asm garbage", "{}").unwrap_err();
     assert!(matches!(err, PluginError::NotWasm(_)), "{err}");
+}
+
+#[test]
+fn a_plugin_built_against_contract_0_2_still_loads_and_routes() {
+    let bytes = std::fs::read(LEGACY_0_2).unwrap();
+    let plugin = load(&bytes, "{}").unwrap();
+    assert_eq!(&*plugin.name, "legacy-router");
+    let Answer::Matched(d) = plugin.handle(&snapshot(), b"").unwrap() else {
+        panic!("no match")
+    };
+    assert_eq!(d.outbound.as_deref(), Some("legacy"));
+    assert!(d.set.contains(&("legacy".into(), "yes".into())), "{d:?}");
+    // The SDK's plugins speak the current contract.
+    let current = std::fs::read(EXAMPLE).unwrap();
+    assert!(
+        current
+            .windows(CONTRACT.len())
+            .any(|w| w == CONTRACT.as_bytes())
+    );
+    assert!(
+        !bytes
+            .windows(CONTRACT.len())
+            .any(|w| w == CONTRACT.as_bytes())
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! naming its field path, so `wasmray check` can show them all at once.
 
 mod error;
+mod geodata;
 mod inbound;
 mod layers;
 mod outbound;
@@ -339,6 +340,9 @@ pub struct PluginsConfig {
     pub config: BTreeMap<String, serde_json::Value>,
     /// Where compiled plugins are kept between starts (none: compile at every start).
     pub cache: Option<PathBuf>,
+    /// `[geodata]`: the routing data the plugins query (the files are read by the
+    /// registry, which owns their reloads).
+    pub geodata: crate::geodata::Sources,
 }
 
 impl Config {
@@ -392,7 +396,8 @@ fn validate(raw: raw::RawConfig, base: &Path, errors: &mut Errors) -> Option<Con
     let outbounds = outbound::validate_all(raw.outbound, base, errors);
     let inbounds = inbound::validate_all(raw.inbound, base, errors);
     let tags: Vec<&str> = outbounds.iter().map(|o| o.tag.as_str()).collect();
-    let plugins = plugins::validate(raw.plugins, base, &tags, errors);
+    let mut plugins = plugins::validate(raw.plugins, base, &tags, errors);
+    plugins.geodata = geodata::validate(raw.geodata, base, errors);
     let stats = StatsConfig {
         enabled: raw.stats.enabled.unwrap_or(true),
     };

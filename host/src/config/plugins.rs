@@ -91,6 +91,7 @@ pub fn validate(
             Some(c) => Some(base.join(c)),
             None => default_cache_dir(),
         },
+        geodata: crate::geodata::Sources::default(),
     }
 }
 

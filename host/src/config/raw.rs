@@ -20,6 +20,17 @@ pub struct RawConfig {
     pub stats: RawStats,
     pub api: Option<RawApi>,
     pub metrics: Option<RawMetrics>,
+    #[serde(default)]
+    pub geodata: RawGeodata,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGeodata {
+    pub geosite: Option<String>,
+    pub geoip: Option<String>,
+    #[serde(default)]
+    pub rule_sets: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]

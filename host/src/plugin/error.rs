@@ -10,7 +10,7 @@ pub enum PluginError {
         "imports {0}: plugins get no WASI or other host functions, only wasmray:plugin/host.log"
     )]
     ForbiddenImport(String),
-    #[error("built for plugin contract {found}; this wasmray speaks {expected}")]
+    #[error("built for plugin contract {found}; this wasmray speaks {expected} (and loads 0.2.0)")]
     ContractVersion {
         found: String,
         expected: &'static str,

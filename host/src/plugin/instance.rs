@@ -13,10 +13,12 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{ResourceLimiter, Store};
 
 use super::RuntimeLimits;
-use super::bindings::{Plugin, PluginPre, guest, host, types};
+use super::bindings::{Plugin, PluginPre, types, v02, v03};
 use super::engine::PluginEngine;
 use super::error::PluginError;
+use super::state::HostState;
 use super::view::to_wit;
+use crate::geodata::GeoData;
 use crate::session::{Delta, DeltaLimits, Snapshot};
 
 /// Where a plugin came from.
@@ -37,8 +39,6 @@ impl fmt::Display for Source {
 
 /// Configured instances kept per plugin.
 const POOL_CAP: usize = 16;
-/// Plugin log lines are cut to this length.
-const MAX_LOG_LINE: usize = 1024;
 /// `configure` may compile regexes: it gets this much time, whatever `call_timeout` is.
 const CONFIGURE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -48,66 +48,6 @@ pub enum Answer {
     NeedMore,
     NoMatch,
     Matched(Delta),
-}
-
-/// Per-store state: who we are (for logs), the memory cap and the last panic message.
-pub struct HostState {
-    plugin: Arc<str>,
-    memory_limit: u64,
-    memory_exceeded: bool,
-    last_error: Option<String>,
-}
-
-impl ResourceLimiter for HostState {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired as u64 > self.memory_limit {
-            self.memory_exceeded = true;
-            return Err(wasmtime::Error::msg(format!(
-                "memory limit of {} bytes",
-                self.memory_limit
-            )));
-        }
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
-    }
-}
-
-impl host::Host for HostState {
-    fn log(&mut self, level: host::Level, message: String) {
-        let mut message = message;
-        if message.len() > MAX_LOG_LINE {
-            let cut = (0..=MAX_LOG_LINE)
-                .rev()
-                .find(|i| message.is_char_boundary(*i))
-                .unwrap_or(0);
-            message.truncate(cut);
-            message.push('…');
-        }
-        let plugin = &*self.plugin;
-        match level {
-            host::Level::Error => {
-                tracing::warn!(target: "plugin", plugin, "{message}");
-                self.last_error = Some(message);
-            }
-            host::Level::Warn => tracing::warn!(target: "plugin", plugin, "{message}"),
-            host::Level::Info => tracing::info!(target: "plugin", plugin, "{message}"),
-            host::Level::Debug => tracing::debug!(target: "plugin", plugin, "{message}"),
-            host::Level::Trace => tracing::trace!(target: "plugin", plugin, "{message}"),
-        }
-    }
 }
 
 struct Slot {
@@ -130,6 +70,7 @@ pub struct LoadedPlugin {
     pool: Mutex<Vec<Slot>>,
     errors: RateLimit,
     meters: crate::metrics::PluginMeters,
+    geodata: Arc<GeoData>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -142,9 +83,15 @@ impl std::fmt::Debug for LoadedPlugin {
     }
 }
 
+/// Every import of both contracts: a component takes the ones it names.
 pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
-    host::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    v03::wasmray::plugin::host::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    v03::wasmray::plugin::geodata::add_to_linker::<HostState, HasSelf<HostState>>(
+        &mut linker,
+        |s| s,
+    )?;
+    v02::wasmray::plugin::host::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
     Ok(linker)
 }
 
@@ -156,6 +103,8 @@ pub struct Parts {
     pub payload_bytes: usize,
     pub source: Source,
     pub pre: PluginPre<HostState>,
+    /// The routing data its instances see.
+    pub geodata: Arc<GeoData>,
 }
 
 impl LoadedPlugin {
@@ -180,6 +129,7 @@ impl LoadedPlugin {
             delta_limits: DeltaLimits::default(),
             pool: Mutex::new(Vec::new()),
             errors: RateLimit::default(),
+            geodata: parts.geodata,
         };
         let slot = plugin.new_slot()?;
         plugin.release(slot);
@@ -205,11 +155,7 @@ impl LoadedPlugin {
         let payload = payload
             .get(..self.payload_bytes.min(payload.len()))
             .unwrap_or(payload);
-        let verdict = self.call(|slot| {
-            slot.plugin
-                .wasmray_plugin_guest()
-                .call_handle(&mut slot.store, &view, payload)
-        })?;
+        let verdict = self.call(|slot| slot.plugin.call_handle(&mut slot.store, &view, payload))?;
         let answer = match verdict {
             types::Verdict::NeedMore => Answer::NeedMore,
             types::Verdict::NoMatch => Answer::NoMatch,
@@ -263,12 +209,11 @@ impl LoadedPlugin {
     }
 
     fn new_slot(&self) -> Result<Slot, PluginError> {
-        let state = HostState {
-            plugin: self.name.clone(),
-            memory_limit: self.limits.memory_limit.min(self.engine.max_memory),
-            memory_exceeded: false,
-            last_error: None,
-        };
+        let state = HostState::new(
+            self.name.clone(),
+            self.limits.memory_limit.min(self.engine.max_memory),
+            self.geodata.clone(),
+        );
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|s| s as &mut dyn ResourceLimiter);
         let _ticking = self.engine.ticking();
@@ -277,10 +222,11 @@ impl LoadedPlugin {
             .pre
             .instantiate(&mut store)
             .map_err(|e| PluginError::Instantiate(format!("{e:#}")))?;
+        store.data_mut().configuring = true;
         let configured = plugin
-            .wasmray_plugin_guest()
             .call_configure(&mut store, &self.config_json)
             .map_err(|e| self.classify(e, store.data()))?;
+        store.data_mut().configuring = false;
         configured.map_err(PluginError::Configure)?;
         Ok(Slot { store, plugin })
     }
@@ -308,12 +254,7 @@ pub fn describe(
     pre: &PluginPre<HostState>,
     name_hint: &str,
 ) -> Result<types::Descriptor, PluginError> {
-    let state = HostState {
-        plugin: name_hint.into(),
-        memory_limit: engine.max_memory,
-        memory_exceeded: false,
-        last_error: None,
-    };
+    let state = HostState::new(name_hint.into(), engine.max_memory, Arc::default());
     let mut store = Store::new(&engine.engine, state);
     store.limiter(|s| s as &mut dyn ResourceLimiter);
     let _ticking = engine.ticking();
@@ -321,8 +262,7 @@ pub fn describe(
     let plugin = pre
         .instantiate(&mut store)
         .map_err(|e| PluginError::Instantiate(format!("{e:#}")))?;
-    let guest: &guest::Guest = plugin.wasmray_plugin_guest();
-    guest.call_describe(&mut store).map_err(|e| {
+    plugin.call_describe(&mut store).map_err(|e| {
         let data = store.data();
         PluginError::Trap {
             trap: format!("{e:#}"),

@@ -18,21 +18,24 @@ use std::sync::Arc;
 use wasmtime::component::Component;
 
 use super::RuntimeLimits;
-use super::bindings::PluginPre;
+use super::bindings::{PluginPre, v02, v03};
 use super::builtin::Builtin;
 use super::cache::DiskCache;
 use super::engine::PluginEngine;
 use super::error::PluginError;
 use super::instance::{self, LoadedPlugin, Parts, Source};
+use crate::geodata::GeoData;
 use crate::session::{Network, SnapshotFields, Target};
 
 /// The contract version this host speaks (the WIT package version).
-pub const CONTRACT: &str = "0.2.0";
+pub const CONTRACT: &str = "0.3.0";
+/// The versions a plugin may be built against: the current one and 0.2, whose types
+/// and exports 0.3 kept (it added the `geodata` import).
+pub const CONTRACTS: [&str; 2] = [CONTRACT, "0.2.0"];
 const PACKAGE: &str = "wasmray:plugin";
-const GUEST_EXPORT: &str = "wasmray:plugin/guest@0.2.0";
-const HOST_IMPORT: &str = "wasmray:plugin/host@0.2.0";
-/// Types only (no functions); a component imports it because `guest` uses its types.
-const TYPES_IMPORT: &str = "wasmray:plugin/types@0.2.0";
+/// The interfaces a plugin may import: `types` has no functions (a component imports
+/// it because `guest` uses its types); `geodata` exists from 0.3 on.
+const IMPORTS: [&str; 3] = ["host", "types", "geodata"];
 
 /// A plugin's code: its wasm, and for a built-in the same compiled ahead of time.
 #[derive(Debug, Clone, Copy)]
@@ -74,15 +77,17 @@ pub fn load_plugin<'a>(
     source: Source,
     config_for: &dyn Fn(&str) -> String,
     limits: RuntimeLimits,
+    geodata: Arc<GeoData>,
 ) -> Result<LoadedPlugin, PluginError> {
     let component = component(engine, code.into())?;
-    check_component(engine, &component)?;
-    let linker =
-        instance::linker(&engine.engine).map_err(|e| PluginError::Instantiate(format!("{e:#}")))?;
-    let pre = linker
-        .instantiate_pre(&component)
-        .map_err(|e| PluginError::Instantiate(format!("{e:#}")))?;
-    let pre = PluginPre::new(pre).map_err(|e| PluginError::Instantiate(format!("{e:#}")))?;
+    let version = check_component(engine, &component)?;
+    let instantiate = |e: wasmtime::Error| PluginError::Instantiate(format!("{e:#}"));
+    let linker = instance::linker(&engine.engine).map_err(instantiate)?;
+    let pre = linker.instantiate_pre(&component).map_err(instantiate)?;
+    let pre = match version {
+        CONTRACT => PluginPre::V03(v03::PluginPre::new(pre).map_err(instantiate)?),
+        _ => PluginPre::V02(v02::PluginPre::new(pre).map_err(instantiate)?),
+    };
     let d = instance::describe(engine, &pre, &source.to_string())?;
     if !valid_name(&d.name) {
         return Err(PluginError::BadName(d.name));
@@ -95,6 +100,7 @@ pub fn load_plugin<'a>(
         payload_bytes: (d.payload_bytes as usize).min(MAX_PAYLOAD_BYTES),
         source,
         pre,
+        geodata,
     };
     let plugin = LoadedPlugin::configure(parts, engine, config, limits)?;
     smoke_test(&plugin)?;
@@ -168,49 +174,60 @@ fn check_core_imports(bytes: &[u8]) -> Result<(), PluginError> {
 }
 
 fn check_import_name(module: &str, item: Option<&str>) -> Result<(), PluginError> {
-    if module == HOST_IMPORT || module == TYPES_IMPORT {
-        return Ok(());
-    }
-    if let Some(found) = other_version(module, "host").or_else(|| other_version(module, "types")) {
-        return Err(PluginError::ContractVersion {
-            found,
-            expected: CONTRACT,
-        });
+    if let Some((iface, version)) = contract_name(module) {
+        let known = IMPORTS.contains(&iface)
+            && CONTRACTS.contains(&version)
+            && (iface != "geodata" || version == CONTRACT);
+        if known {
+            return Ok(());
+        }
+        if IMPORTS.contains(&iface) && !CONTRACTS.contains(&version) {
+            return Err(PluginError::ContractVersion {
+                found: version.to_string(),
+                expected: CONTRACT,
+            });
+        }
     }
     let what = item.map_or_else(|| module.to_string(), |i| format!("{module}::{i}"));
     Err(PluginError::ForbiddenImport(what))
 }
 
-/// "wasmray:plugin/<iface>@X" with X != CONTRACT gives Some(X).
-fn other_version(name: &str, iface: &str) -> Option<String> {
-    let rest = name
-        .strip_prefix(PACKAGE)?
-        .strip_prefix('/')?
-        .strip_prefix(iface)?;
-    let version = rest.strip_prefix('@').unwrap_or("(unversioned)");
-    (version != CONTRACT).then(|| version.to_string())
+/// "wasmray:plugin/<iface>@X" as (iface, X); X is "(unversioned)" without a version.
+fn contract_name(name: &str) -> Option<(&str, &str)> {
+    let rest = name.strip_prefix(PACKAGE)?.strip_prefix('/')?;
+    Some(rest.split_once('@').unwrap_or((rest, "(unversioned)")))
 }
 
-fn check_component(engine: &PluginEngine, component: &Component) -> Result<(), PluginError> {
+/// The contract version whose `guest` the component exports.
+fn check_component(
+    engine: &PluginEngine,
+    component: &Component,
+) -> Result<&'static str, PluginError> {
     let ty = component.component_type();
     for (name, _) in ty.imports(&engine.engine) {
         check_import_name(name, None)?;
     }
-    let exports: Vec<String> = ty
-        .exports(&engine.engine)
-        .map(|(n, _)| n.to_string())
-        .collect();
-    if exports.iter().any(|e| e == GUEST_EXPORT) {
-        return Ok(());
+    let mut other = None;
+    for (name, _) in ty.exports(&engine.engine) {
+        match contract_name(name) {
+            Some(("guest", version)) => match CONTRACTS.iter().find(|c| **c == version) {
+                Some(known) => return Ok(known),
+                None => other = Some(version.to_string()),
+            },
+            _ => continue,
+        }
     }
-    if let Some(found) = exports.iter().find_map(|e| other_version(e, "guest")) {
-        return Err(PluginError::ContractVersion {
+    match other {
+        Some(found) => Err(PluginError::ContractVersion {
             found,
             expected: CONTRACT,
-        });
+        }),
+        None => Err(PluginError::MissingExport(GUEST_EXPORT)),
     }
-    Err(PluginError::MissingExport(GUEST_EXPORT))
 }
+
+/// The export every plugin of the current contract has.
+const GUEST_EXPORT: &str = "wasmray:plugin/guest@0.3.0";
 
 /// How many smoke calls may time out before the plugin counts as too slow. The deadline
 /// is wall-clock, so one call can miss it only because a loaded host preempted the
@@ -240,7 +257,13 @@ mod tests {
 
     #[test]
     fn import_names() {
-        assert!(check_import_name(HOST_IMPORT, Some("log")).is_ok());
+        assert!(check_import_name("wasmray:plugin/host@0.3.0", Some("log")).is_ok());
+        assert!(check_import_name("wasmray:plugin/host@0.2.0", Some("log")).is_ok());
+        assert!(check_import_name("wasmray:plugin/geodata@0.3.0", Some("ip-in")).is_ok());
+        assert!(matches!(
+            check_import_name("wasmray:plugin/geodata@0.2.0", None),
+            Err(PluginError::ForbiddenImport(_))
+        ));
         assert!(matches!(
             check_import_name("wasmray:plugin/host@0.1.0", Some("log")),
             Err(PluginError::ContractVersion { found, .. }) if found == "0.1.0"

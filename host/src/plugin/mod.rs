@@ -6,9 +6,12 @@
 //!   the built-ins ahead of time.
 //! * `cache`: compiled plugins on disk, by content hash.
 //! * `load`: bytes to a validated, configured plugin: core modules are componentized
-//!   with wit-component, imports are checked (no WASI, only `host.log`), the contract
+//!   with wit-component, imports are checked (no WASI, only the contract's `host` and `geodata`), the contract
 //!   version is checked, `describe`, `configure` and one smoke call run under limits.
 //! * `view`: the session packed as the contract's snapshot (one text buffer and spans).
+//! * `state`: what each store carries (name, memory cap, routing data) and the log
+//!   import of both contracts.
+//! * `geodata_host`: the `geodata` import, answered from the shared routing data.
 //! * `instance`: configured instances, pooled and reused; every call under a deadline,
 //!   a memory cap and an output bound; a trapped instance is thrown away.
 //! * `pipeline`: the plugins of one configuration in order, the stage runner and the
@@ -22,10 +25,12 @@ mod cache;
 mod engine;
 pub mod engine_config;
 mod error;
+mod geodata_host;
 mod instance;
 mod load;
 mod pipeline;
 mod registry;
+mod state;
 mod view;
 
 pub use bindings::types::Stage;

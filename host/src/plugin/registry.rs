@@ -22,6 +22,7 @@ use super::instance::Source;
 use super::load::{Code, load_plugin};
 use super::pipeline::{Pipeline, PipelineSettings};
 use crate::config::PluginsConfig;
+use crate::geodata::{GeoData, Sources};
 
 /// Identifies one version of one plugin's bytes and configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -33,6 +34,8 @@ struct CacheKey {
     stamp: Option<(u64, SystemTime)>,
     config: String,
     limits: String,
+    /// The routing data's generation: new data reconfigures the plugins.
+    geodata: u64,
 }
 
 struct State {
@@ -40,6 +43,17 @@ struct State {
     cache: HashMap<CacheKey, Arc<LoadedPlugin>>,
     /// Keys already refused, so a broken file is reported once, not at every reload.
     refused: HashSet<CacheKey>,
+    geo: Geo,
+}
+
+/// The routing data the plugins are configured against, and what it was read from.
+#[derive(Default)]
+struct Geo {
+    sources: Sources,
+    /// Length and mtime of each file of `sources`, when last read (or refused).
+    stamps: Vec<Option<(u64, SystemTime)>>,
+    data: Arc<GeoData>,
+    generation: u64,
 }
 
 /// A pipeline built by [`Registry::prepare`], not yet serving.
@@ -75,6 +89,7 @@ impl Registry {
             config: config.clone(),
             cache: HashMap::new(),
             refused: HashSet::new(),
+            geo: Geo::default(),
         };
         let pipeline = build(&engine, &mut state, &config, None)?;
         release_freed_heap();
@@ -157,14 +172,36 @@ impl Registry {
         crate::util::lock(&self.state)
     }
 
-    /// Watches the plugin directory and reloads after changes settle (debounced).
-    /// The watcher stops when the returned handle is dropped.
+    /// The directories to watch: the plugin directory and those of the geodata files.
+    pub fn watched_dirs(&self) -> Vec<PathBuf> {
+        let state = self.lock();
+        let mut dirs: Vec<PathBuf> = state.config.dir.iter().cloned().collect();
+        for file in state.config.geodata.files() {
+            if let Some(parent) = file.parent() {
+                let parent = if parent.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    parent
+                };
+                if !dirs.iter().any(|d| d == parent) {
+                    dirs.push(parent.to_path_buf());
+                }
+            }
+        }
+        dirs
+    }
+
+    /// Watches the plugin directory and the geodata files' directories, and reloads
+    /// after changes settle (debounced). The watcher stops when the handle is dropped.
     pub fn watch(self: &Arc<Self>) -> anyhow::Result<Option<notify::RecommendedWatcher>> {
         use notify::Watcher;
-        let Some(dir) = self.dir() else {
+        let dirs = self.watched_dirs();
+        if dirs.is_empty() {
             return Ok(None);
-        };
-        std::fs::create_dir_all(&dir)?;
+        }
+        if let Some(dir) = self.dir() {
+            std::fs::create_dir_all(&dir)?;
+        }
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -172,13 +209,15 @@ impl Registry {
                     let _ = tx.send(());
                 }
             })?;
-        watcher.watch(&dir, notify::RecursiveMode::NonRecursive)?;
+        for dir in &dirs {
+            watcher.watch(dir, notify::RecursiveMode::NonRecursive)?;
+        }
         let registry = Arc::downgrade(self);
         std::thread::Builder::new()
             .name("plugin-watch".into())
             .spawn(move || {
                 while rx.recv().is_ok() {
-                    // Debounce: wait until the directory has been quiet for a moment.
+                    // Debounce: wait until the directories have been quiet for a moment.
                     while rx.recv_timeout(DEBOUNCE).is_ok() {}
                     let Some(registry) = registry.upgrade() else {
                         break;
@@ -191,6 +230,11 @@ impl Registry {
                 }
             })?;
         Ok(Some(watcher))
+    }
+
+    /// The routing data the current pipeline's plugins see.
+    pub fn geodata(&self) -> Arc<GeoData> {
+        self.lock().geo.data.clone()
     }
 }
 
@@ -219,6 +263,7 @@ fn build(
         call_timeout: config.call_timeout,
         memory_limit: config.memory_limit,
     };
+    refresh_geodata(&mut state.geo, &config.geodata)?;
     let mut by_name: BTreeMap<String, Arc<LoadedPlugin>> = BTreeMap::new();
     for builtin in BUILTIN {
         let name = builtin.name;
@@ -356,6 +401,7 @@ fn load_cached(
         stamp,
         config,
         limits: format!("{limits:?}"),
+        geodata: state.geo.generation,
     };
     if let Some(p) = state.cache.get(&key) {
         return Ok(p.clone());
@@ -369,7 +415,15 @@ fn load_cached(
             .get(name)
             .map_or_else(|| "{}".to_string(), |v| v.to_string())
     };
-    match load_plugin(engine, code, source.clone(), &config_for, limits.clone()) {
+    let geodata = state.geo.data.clone();
+    match load_plugin(
+        engine,
+        code,
+        source.clone(),
+        &config_for,
+        limits.clone(),
+        geodata,
+    ) {
         Ok(p) => {
             let p = Arc::new(p);
             tracing::info!(plugin = %p.name, version = %p.version, %source, "plugin loaded");
@@ -381,5 +435,46 @@ fn load_cached(
             state.refused.insert(key);
             Err(e.to_string())
         }
+    }
+}
+
+fn stamp(path: &Path) -> Option<(u64, SystemTime)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
+}
+
+/// Reads the routing data again if its sources or files changed. New sources that fail
+/// fail the build (a config naming a broken file is refused); a changed file that
+/// fails is logged once and the data read before keeps serving.
+fn refresh_geodata(geo: &mut Geo, sources: &Sources) -> anyhow::Result<()> {
+    let stamps: Vec<_> = sources.files().map(stamp).collect();
+    let same_sources = geo.sources == *sources;
+    if same_sources && geo.stamps == stamps {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    match GeoData::load(sources) {
+        Ok(data) => {
+            if sources.files().next().is_some() {
+                tracing::info!(
+                    ms = started.elapsed().as_millis() as u64,
+                    "geodata loaded: {}",
+                    data.summary()
+                );
+            }
+            *geo = Geo {
+                sources: sources.clone(),
+                stamps,
+                data: Arc::new(data),
+                generation: geo.generation + 1,
+            };
+            Ok(())
+        }
+        Err(e) if same_sources => {
+            tracing::error!("geodata refused, the data read before keeps serving: {e}");
+            geo.stamps = stamps;
+            Ok(())
+        }
+        Err(e) => Err(anyhow::anyhow!("geodata: {e}")),
     }
 }

@@ -23,6 +23,7 @@ fn builtin(name: &str) -> LoadedPlugin {
         Source::Builtin,
         &|_| config.to_string(),
         limits,
+        Default::default(),
     )
     .unwrap()
 }
@@ -134,5 +135,97 @@ fn a_directory_plugin_is_compiled_once_and_loaded_from_the_cache_after_a_restart
         entries(),
         written,
         "loaded from the cache, not compiled and written again"
+    );
+}
+
+/// route-rules built to wasm, asking the shared geodata through the 0.3 contract.
+#[test]
+fn route_rules_in_wasm_route_on_geosite_geoip_and_rule_sets() {
+    use crate::geodata::{GeoData, dat::write, source};
+    let geosite = write::geosite(&[
+        (
+            "ADS",
+            vec![(2, "ads.example", &[][..]), (0, "tracker", &[][..])],
+        ),
+        (
+            "google",
+            vec![
+                (2, "google.com", &[][..]),
+                (3, "www.google.cn", &["cn"][..]),
+            ],
+        ),
+    ]);
+    let ip = |s: &str| s.parse().unwrap();
+    let geoip = write::geoip(&[
+        ("private", vec![(ip("10.0.0.0"), 8)], false),
+        ("cn", vec![(ip("1.0.1.0"), 24)], false),
+    ]);
+    let mut data = GeoData {
+        geosite: Some(crate::geodata::dat::geosite(&geosite).unwrap()),
+        geoip: Some(crate::geodata::dat::geoip(&geoip).unwrap()),
+        ..GeoData::default()
+    };
+    let set = r#"{"version": 3, "rules": [{"domain_suffix": "video.example", "source_ip_cidr": "127.0.0.0/8"}]}"#;
+    data.rule_sets
+        .insert("media".into(), source::parse(set).unwrap());
+    let rules = r#"{"default": "proxy", "rule": [
+        {"domain": "geosite:ads", "outbound": "block"},
+        {"domain": "geosite:google@cn", "outbound": "direct"},
+        {"ip": ["geoip:private", "geoip:cn"], "outbound": "direct"},
+        {"rule_set": "media", "outbound": "media"}]}"#;
+    let bytes = BUILTIN.iter().find(|b| b.name == "route-rules").unwrap();
+    let engine = PluginEngine::new(16 << 20).unwrap();
+    let limits = RuntimeLimits {
+        call_timeout: std::time::Duration::from_millis(100),
+        memory_limit: 16 << 20,
+    };
+    let data = std::sync::Arc::new(data);
+    let plugin = load_plugin(
+        &engine,
+        bytes,
+        Source::Builtin,
+        &|_| rules.to_string(),
+        limits.clone(),
+        data.clone(),
+    )
+    .unwrap();
+    let route = |host: &str| {
+        let f = SnapshotFields::new(
+            "in",
+            "127.0.0.1:1000".parse().unwrap(),
+            Network::Tcp,
+            Target::new(host, 443),
+        );
+        match plugin.handle(&f.freeze(), b"").unwrap() {
+            Answer::Matched(d) => d.outbound.unwrap(),
+            other => panic!("{host}: {other:?}"),
+        }
+    };
+    for (host, outbound) in [
+        ("x.ADS.example", "block"),
+        ("my-tracker.net", "block"),
+        ("www.google.cn", "direct"),
+        ("mail.google.com", "proxy"),
+        ("10.9.8.7", "direct"),
+        ("1.0.1.1", "direct"),
+        ("8.8.8.8", "proxy"),
+        ("a.video.example", "media"),
+    ] {
+        assert_eq!(route(host), outbound, "{host}");
+    }
+    // A list the data does not have refuses the config, by name.
+    let missing = r#"{"rule": [{"domain": "geosite:nope", "outbound": "x"}]}"#;
+    let err = load_plugin(
+        &engine,
+        bytes,
+        Source::Builtin,
+        &|_| missing.to_string(),
+        limits,
+        data,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("no list \"geosite:nope\""),
+        "{err}"
     );
 }

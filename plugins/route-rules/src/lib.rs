@@ -7,8 +7,10 @@
 //! [[plugins.config.route-rules.rule]]
 //! tag = "ads"                        # optional, names the rule in the access log
 //! domain = ["suffix:ads.example", "keyword:tracker", "full:bad.example",
-//!           "regex:^x[0-9]+\\.example$", "plain-means-keyword"]
-//! ip = ["10.0.0.0/8", "fd00::/8", "1.2.3.4"]
+//!           "regex:^x[0-9]+\\.example$", "plain-means-keyword",
+//!           "geosite:category-ads-all", "geosite:google@cn"]
+//! rule_set = ["ads"]                 # [geodata.rule_sets] names
+//! ip = ["10.0.0.0/8", "fd00::/8", "1.2.3.4", "geoip:private", "!geoip:cn"]
 //! port = "1-1024,8443"               # or 443, or a list of either
 //! source = ["127.0.0.0/8"]
 //! source_port = "1024-65535"
@@ -30,9 +32,15 @@
 //! * `domain` looks at the sniffed domain if a sniffer found one, else at the target if it
 //!   is a domain, lower-cased (never at an IP). Prefixes: `full:`, `domain:`/`suffix:`
 //!   (the name or a subdomain, on a label boundary), `keyword:` or none (substring),
-//!   `regex:`/`regexp:` (unanchored, on the lower-case name), `dotless:`.
+//!   `regex:`/`regexp:` (unanchored, on the lower-case name), `dotless:`, and
+//!   `geosite:NAME` / `geosite:NAME@ATTR` (a list of the daemon's `[geodata] geosite`,
+//!   entries with every attribute named).
 //! * `ip` looks at the target when it is an IP literal (there is no DNS here); `source` at
-//!   the client's IP. IPv4-mapped IPv6 addresses match IPv4 networks.
+//!   the client's IP. IPv4-mapped IPv6 addresses match IPv4 networks. Both take
+//!   `geoip:CODE` (a list of `[geodata] geoip`) and its negation `!geoip:CODE` (Xray's
+//!   `geoip:!CODE` too): every address not in the list.
+//! * `rule_set`: sing-box rule-sets of `[geodata.rule_sets]`, by name; one matches when
+//!   any of its rules does, asked with the domain, the target IP and the source IP.
 //! * `port` / `source_port`: the target / source port, `"53,443,1000-2000"` or a number.
 //! * `user`: the authenticated user's email, exact, or `regex:`.
 //! * `inbound`: the inbound tag, exact. `network`: `tcp` and/or `udp`.
@@ -42,8 +50,8 @@
 //!
 //! Everything is parsed and compiled at configure; an invalid domain regex, CIDR, port
 //! list, network or attrs regex refuses the config with an error naming the place, e.g.
-//! `rule[2].domain[0]: invalid regex "(": ...`. `geosite:`/`geoip:` lists and `!`
-//! negation are not supported and refused the same way.
+//! `rule[2].domain[0]: invalid regex "(": ...`. So does a list the daemon does not
+//! have (`rule[0].domain[1]: no list "nope"`). `ext:FILE:LIST` is not supported yet.
 //!
 //! The answer sets the outbound and the attribute `route.rule`: the rule's `tag`, its
 //! index, or `default`.
@@ -54,6 +62,7 @@ use std::net::IpAddr;
 use serde::Deserialize;
 use serde_json::Value;
 use wasmray_plugin_sdk::domain::DomainMatcher;
+use wasmray_plugin_sdk::geodata::{self, DomainList, IpList, RuleSet};
 use wasmray_plugin_sdk::net::{Cidr, PortList};
 use wasmray_plugin_sdk::pattern::{self, Regex};
 use wasmray_plugin_sdk::{Config, Delta, Descriptor, Network, Plugin, Snapshot, Verdict};
@@ -93,6 +102,30 @@ struct RawRule {
     inbound: Option<Value>,
     protocol: Option<Value>,
     attrs: Option<BTreeMap<String, String>>,
+    rule_set: Option<Value>,
+}
+
+/// One value of `domain`.
+enum DomainCond {
+    Match(DomainMatcher),
+    List(DomainList),
+}
+
+/// One value of `ip` or `source`.
+enum IpCond {
+    Cidr(Cidr),
+    In(IpList),
+    NotIn(IpList),
+}
+
+impl IpCond {
+    fn contains(&self, ip: IpAddr) -> bool {
+        match self {
+            IpCond::Cidr(c) => c.contains(ip),
+            IpCond::In(l) => l.contains(ip),
+            IpCond::NotIn(l) => !l.contains(ip),
+        }
+    }
 }
 
 enum UserMatcher {
@@ -104,16 +137,17 @@ enum UserMatcher {
 struct Rule {
     name: String,
     outbound: String,
-    domain: Option<Vec<DomainMatcher>>,
-    ip: Option<Vec<Cidr>>,
+    domain: Option<Vec<DomainCond>>,
+    ip: Option<Vec<IpCond>>,
     port: Option<PortList>,
-    source: Option<Vec<Cidr>>,
+    source: Option<Vec<IpCond>>,
     source_port: Option<PortList>,
     network: Option<Vec<Network>>,
     user: Option<Vec<UserMatcher>>,
     inbound: Option<Vec<String>>,
     protocol: Option<Vec<String>>,
     attrs: Option<Vec<(String, Regex)>>,
+    rule_set: Option<Vec<RuleSet>>,
 }
 
 /// What the rules look at, computed once per session.
@@ -190,7 +224,7 @@ impl Rule {
         let rule = Rule {
             name: raw.tag.unwrap_or_else(|| index.to_string()),
             outbound: raw.outbound,
-            domain: each(raw.domain, &at("domain"), DomainMatcher::parse)?,
+            domain: each(raw.domain, &at("domain"), domain_cond)?,
             ip: each(raw.ip, &at("ip"), cidr)?,
             port: ports(raw.port, &at("port"))?,
             source: each(raw.source, &at("source"), cidr)?,
@@ -208,6 +242,9 @@ impl Rule {
             })?,
             protocol: each(raw.protocol, &at("protocol"), |s| {
                 nonempty(s).map(str::to_ascii_lowercase)
+            })?,
+            rule_set: each(raw.rule_set, &at("rule_set"), |name| {
+                RuleSet::open(&format!("rule-set:{}", nonempty(name)?))
             })?,
             attrs: match raw.attrs {
                 None => None,
@@ -233,9 +270,10 @@ impl Rule {
             && rule.inbound.is_none()
             && rule.protocol.is_none()
             && rule.attrs.is_none()
+            && rule.rule_set.is_none()
         {
             return Err(format!(
-                "rule[{index}]: no match field (domain, ip, port, source, source_port, network, user, inbound, protocol, attrs)"
+                "rule[{index}]: no match field (domain, ip, port, source, source_port, network, user, inbound, protocol, attrs, rule_set)"
             ));
         }
         Ok(rule)
@@ -266,7 +304,17 @@ impl Rule {
             })
             && field(&self.ip, |c| f.target_ip.is_some_and(|ip| c.contains(ip)))
             && field(&self.domain, |m| {
-                f.domain.as_deref().is_some_and(|d| m.matches(d))
+                f.domain.as_deref().is_some_and(|d| match m {
+                    DomainCond::Match(m) => m.matches(d),
+                    DomainCond::List(l) => l.contains(d),
+                })
+            })
+            && field(&self.rule_set, |set| {
+                set.matches(&geodata::Query {
+                    domain: f.domain.as_deref(),
+                    ip: f.target_ip,
+                    source: f.source.map(|a| a.ip()),
+                })
             })
             && self.attrs.as_ref().is_none_or(|attrs| {
                 attrs
@@ -289,19 +337,48 @@ fn nonempty(s: &str) -> Result<&str, String> {
     }
 }
 
-fn cidr(s: &str) -> Result<Cidr, String> {
-    if let Some(kind) = ["geoip:", "ext:", "ext-ip:"]
+fn domain_cond(s: &str) -> Result<DomainCond, String> {
+    if s.starts_with("geosite:") {
+        return DomainList::open(s).map(DomainCond::List);
+    }
+    if let Some(kind) = ["ext:", "ext-domain:", "ext-site:"]
         .into_iter()
         .find(|k| s.starts_with(k))
     {
         return Err(format!(
-            "{kind} lists are not supported (a plugin has no files): {s:?}"
+            "{kind} lists are not supported yet: {s:?} (use [geodata] geosite or a rule-set)"
         ));
     }
-    if s.starts_with('!') {
-        return Err(format!("negation is not supported: {s:?}"));
+    DomainMatcher::parse(s).map(DomainCond::Match)
+}
+
+/// A CIDR, an address, `geoip:CODE`, or its negation `!geoip:CODE` / `geoip:!CODE`.
+fn cidr(s: &str) -> Result<IpCond, String> {
+    let (negated, list) = match (s.strip_prefix('!'), s.strip_prefix("geoip:!")) {
+        (Some(rest), _) => (true, rest.to_string()),
+        (None, Some(code)) => (true, format!("geoip:{code}")),
+        (None, None) => (false, s.to_string()),
+    };
+    if list.starts_with("geoip:") {
+        let l = IpList::open(&list)?;
+        return Ok(if negated {
+            IpCond::NotIn(l)
+        } else {
+            IpCond::In(l)
+        });
     }
-    Cidr::parse(s)
+    if let Some(kind) = ["ext:", "ext-ip:"]
+        .into_iter()
+        .find(|k| list.starts_with(k))
+    {
+        return Err(format!(
+            "{kind} lists are not supported yet: {s:?} (use [geodata] geoip or a rule-set)"
+        ));
+    }
+    if negated {
+        return Err(format!("only geoip: lists can be negated: {s:?}"));
+    }
+    Cidr::parse(s).map(IpCond::Cidr)
 }
 
 /// A string or a list of strings, each compiled by `f`; errors say `path[i]: ...`.

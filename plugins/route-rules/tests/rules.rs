@@ -343,11 +343,11 @@ fn refuses_bad_configs_naming_the_place() {
         ),
         (
             r#"{"rule":[{"ip":["geoip:cn"],"outbound":"x"}]}"#,
-            "rule[0].ip[0]: geoip: lists are not supported",
+            "rule[0].ip[0]: no list \"geoip:cn\"",
         ),
         (
             r#"{"rule":[{"ip":["!10.0.0.0/8"],"outbound":"x"}]}"#,
-            "rule[0].ip[0]: negation is not supported",
+            "rule[0].ip[0]: only geoip: lists can be negated",
         ),
         (
             r#"{"rule":[{"source":"nope","outbound":"x"}]}"#,
@@ -395,7 +395,7 @@ fn refuses_bad_configs_naming_the_place() {
         ),
         (
             r#"{"rule":[{"domain":"geosite:cn","outbound":"x"}]}"#,
-            "rule[0].domain: geosite: lists are not supported",
+            "rule[0].domain: no list \"geosite:cn\"",
         ),
         (
             r#"{"rule":[{"inbound":"","outbound":"x"}]}"#,
@@ -455,5 +455,58 @@ proptest! {
     #[test]
     fn any_config_text(json in "\\{\"rule\":\\[\\{\"(domain|ip|port|network|attrs)\":\"[ -~]{0,12}\",\"outbound\":\"x\"\\}\\]\\}") {
         let _ = Harness::<RouteRules>::try_new(&json);
+    }
+}
+
+#[test]
+fn geosite_geoip_and_rule_sets_come_from_the_daemons_geodata() {
+    use wasmray_plugin_sdk::harness::geodata;
+    geodata::clear();
+    geodata::domains("geosite:ads", &["domain:ads.example", "keyword:tracker"]);
+    geodata::domains("geosite:google@cn", &["full:www.google.cn"]);
+    geodata::ips("geoip:private", &["10.0.0.0/8"]);
+    geodata::ips("geoip:cn", &["1.0.1.0/24"]);
+    geodata::domains("rule-set:streaming", &["domain:video.example"]);
+    geodata::ips("rule-set:streaming", &["203.0.113.0/24"]);
+    let h = router(
+        r#"{"default": "proxy", "rule": [
+            {"domain": ["geosite:ads"], "outbound": "block", "tag": "ads"},
+            {"domain": "geosite:google@cn", "outbound": "direct", "tag": "google-cn"},
+            {"ip": ["geoip:private"], "outbound": "direct", "tag": "private"},
+            {"ip": ["!geoip:cn"], "port": 8443, "outbound": "abroad", "tag": "not-cn"},
+            {"rule_set": "streaming", "outbound": "media", "tag": "media"}
+        ]}"#,
+    );
+    let to = |host: &str, port| SnapshotBuilder::new().target(host, port).build();
+    let case = |host, port| route(&h, &to(host, port)).map(|(_, rule)| rule);
+    assert_eq!(case("x.ads.example", 443).as_deref(), Some("ads"));
+    assert_eq!(case("my-tracker.net", 443).as_deref(), Some("ads"));
+    assert_eq!(case("WWW.google.cn", 443).as_deref(), Some("google-cn"));
+    assert_eq!(case("10.2.3.4", 443).as_deref(), Some("private"));
+    assert_eq!(case("8.8.8.8", 8443).as_deref(), Some("not-cn"));
+    assert_eq!(case("1.0.1.9", 8443).as_deref(), Some("default"));
+    assert_eq!(case("a.video.example", 443).as_deref(), Some("media"));
+    assert_eq!(case("203.0.113.7", 443).as_deref(), Some("media"));
+    assert_eq!(case("example.org", 443).as_deref(), Some("default"));
+    for (config, error) in [
+        (
+            r#"{"rule":[{"domain":"geosite:nope","outbound":"x"}]}"#,
+            "rule[0].domain: no list \"geosite:nope\"",
+        ),
+        (
+            r#"{"rule":[{"rule_set":["nope"],"outbound":"x"}]}"#,
+            "rule[0].rule_set[0]: no list \"rule-set:nope\"",
+        ),
+        (
+            r#"{"rule":[{"ip":"geoip:!xx","outbound":"x"}]}"#,
+            "rule[0].ip: no list \"geoip:xx\"",
+        ),
+        (
+            r#"{"rule":[{"domain":"ext:my.dat:foo","outbound":"x"}]}"#,
+            "rule[0].domain: ext: lists are not supported yet",
+        ),
+    ] {
+        let e = configure_error::<RouteRules>(config);
+        assert!(e.starts_with(error), "{config}: {e}");
     }
 }
