@@ -4,7 +4,7 @@
 //! loaded data adds to the heap. Run: `cargo bench -p wasmray --bench geodata`.
 
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -17,40 +17,12 @@ use wasmray::session::{Network, SnapshotFields, Target};
 pub const DOMAINS: usize = 100_000;
 pub const CIDRS: usize = 100_000;
 
-/// 100k entries in one list, shaped like real lists: mostly `domain`, a quarter `full`,
-/// 2% keywords and 0.1% regexes.
 fn geosite() -> Vec<u8> {
-    let names: Vec<String> = (0..DOMAINS)
-        .map(|i| format!("host{i}.site{}.example", i % 5000))
-        .collect();
-    let entries = names
-        .iter()
-        .enumerate()
-        .map(|(i, name)| match i % 1000 {
-            0 => (1, "^ad[0-9]+\\.tracker[0-9]*\\.example$", &[][..]),
-            1..=20 => (0, name.split('.').next().unwrap_or("x"), &[][..]),
-            21..=270 => (3, name.as_str(), &[][..]),
-            _ => (2, name.as_str(), &[][..]),
-        })
-        .collect();
-    write::geosite(&[
-        ("bench", entries),
-        ("other", vec![(2, "other.example", &[][..])]),
-    ])
+    write::synthetic_geosite(DOMAINS)
 }
 
-/// 100k CIDRs in one list: 90% IPv4 /24s with gaps (so they do not merge), 10% IPv6 /64s.
 fn geoip() -> Vec<u8> {
-    let cidrs = (0..CIDRS as u32)
-        .map(|i| match i % 10 {
-            0 => (
-                IpAddr::V6(Ipv6Addr::from(0x2001_0db8_u128 << 96 | u128::from(i) << 64)),
-                64,
-            ),
-            _ => (IpAddr::V4(Ipv4Addr::from((i * 3) << 8 | 0x0100_0000)), 24),
-        })
-        .collect();
-    write::geoip(&[("bench", cidrs, false)])
+    write::synthetic_geoip(CIDRS as u32)
 }
 
 fn sources(dir: &Path) -> Sources {

@@ -23,8 +23,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tracing::Instrument;
 
+use crate::config::DnsConfig;
 use crate::config::{Config, InboundConfig, InboundKind};
 use crate::dispatch::Dispatcher;
+use crate::dns::Resolver;
 use crate::inbound::http::HttpServer;
 use crate::inbound::socks::SocksServer;
 use crate::inbound::vless::VlessServer;
@@ -47,6 +49,8 @@ pub struct Daemon {
     ledger: Option<Ledger>,
     outbounds: ArcSwap<Outbounds>,
     state: tokio::sync::Mutex<State>,
+    /// `[dns]` and its resolver: a reload that leaves `[dns]` alone keeps the cache.
+    dns: std::sync::Mutex<(DnsConfig, Resolver)>,
     watcher: std::sync::Mutex<Option<notify::RecommendedWatcher>>,
 }
 
@@ -100,6 +104,7 @@ impl Daemon {
             stats: stats.clone(),
             metrics: metrics.clone(),
             timeouts: Default::default(),
+            resolver: Resolver::new(&config.dns),
         };
         let mut state = State::default();
         for inbound in &config.inbounds {
@@ -116,6 +121,7 @@ impl Daemon {
             ledger,
             outbounds: ArcSwap::new(outbounds),
             state: tokio::sync::Mutex::new(state),
+            dns: std::sync::Mutex::new((config.dns.clone(), base.resolver.clone())),
             watcher: std::sync::Mutex::new(watcher),
         })
     }
@@ -182,6 +188,7 @@ impl Daemon {
             stats: self.stats.clone(),
             metrics: self.metrics.clone(),
             timeouts: Default::default(),
+            resolver: self.resolver_for(&config.dns),
         };
         let plan = plan(&state, config, &base, self.ledger.as_ref()).await?;
 
@@ -229,6 +236,17 @@ impl Daemon {
     }
 
     /// Watches the (new) plugin and geodata directories instead of the old ones.
+    /// The running resolver if `dns` is what it was built from, else a new one, which
+    /// the next reload compares with (even if this reload then fails: the sessions
+    /// of the old config keep the old resolver, and a cache is all that is lost).
+    fn resolver_for(&self, dns: &DnsConfig) -> Resolver {
+        let mut current = self.dns.lock().unwrap_or_else(|e| e.into_inner());
+        if current.0 != *dns {
+            *current = (dns.clone(), Resolver::new(dns));
+        }
+        current.1.clone()
+    }
+
     fn rewatch(&self) {
         let mut watcher = crate::util::lock(&self.watcher);
         *watcher = None;

@@ -57,6 +57,7 @@ pub fn embedded(listen: SocketAddr) -> anyhow::Result<Config> {
         stats: Default::default(),
         api: None,
         metrics: None,
+        dns: Default::default(),
     })
 }
 

@@ -8,6 +8,7 @@ pub mod config;
 pub mod daemon;
 pub mod default_config;
 pub mod dispatch;
+pub mod dns;
 pub mod framed;
 pub mod geodata;
 pub mod import_xray;

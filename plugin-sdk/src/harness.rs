@@ -210,6 +210,14 @@ impl SnapshotBuilder {
         self
     }
 
+    /// The answer the host gives a route plugin that asked for `name` with
+    /// [`Delta::resolve`]: what the second call's snapshot carries (`ips` empty for a
+    /// name that did not resolve).
+    pub fn resolved(self, name: &str, ips: &[&str]) -> Self {
+        self.attr(crate::types::RESOLVED_NAME, name)
+            .attr(crate::types::RESOLVED_IPS, &ips.join(","))
+    }
+
     /// The snapshot.
     pub fn build(self) -> Snapshot {
         self.s

@@ -139,7 +139,28 @@ impl Snapshot {
             .or(Some(&self.target_host).filter(usable))
             .map(|d| crate::domain::normalize(d))
     }
+
+    /// The addresses the host resolved for the name a route plugin asked about with
+    /// [`Delta::resolve`] (`[dns]` in the daemon's config), IPv4 first: `None` on the
+    /// first call, `Some` on the call the host makes again with the answer, empty when
+    /// the name did not resolve in time.
+    pub fn resolved_ips(&self) -> Option<Vec<IpAddr>> {
+        let list = self.attr(RESOLVED_IPS)?;
+        Some(list.split(',').filter_map(crate::net::parse_ip).collect())
+    }
+
+    /// The name [`resolved_ips`](Snapshot::resolved_ips) answers for.
+    pub fn resolved_name(&self) -> Option<&str> {
+        self.attr(RESOLVED_NAME)
+    }
 }
+
+/// The attribute a route plugin sets to have a name resolved before it is asked again.
+pub const RESOLVE: &str = "dns.resolve";
+/// The attribute the host sets on the second call: the name resolved.
+pub const RESOLVED_NAME: &str = "dns.name";
+/// The attribute the host sets on the second call: the addresses, comma-separated.
+pub const RESOLVED_IPS: &str = "dns.ips";
 
 /// The changes a plugin asks for. Empty fields change nothing; the host merges deltas
 /// serially, in pipeline order, into the session's next snapshot (removals first, then
@@ -205,6 +226,15 @@ impl Delta {
     pub fn sniffed_domain(mut self, domain: impl Into<String>) -> Self {
         self.sniffed_domain = Some(domain.into());
         self
+    }
+
+    /// Asks the host to resolve `name` (with `[dns]`, within its timeout) and call the
+    /// route stage again with the addresses in [`Snapshot::resolved_ips`]; the rest of
+    /// this delta is dropped (the second call decides). Asked on the second call, it
+    /// is ignored: a session is resolved once. A `direct` outbound then dials the
+    /// answer, not the name.
+    pub fn resolve(self, name: impl Into<String>) -> Self {
+        self.set(RESOLVE, name)
     }
 
     /// Sets the outbound tag.

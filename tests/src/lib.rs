@@ -2,6 +2,7 @@
 //! daemon started in-process on port 0, a VLESS client written here, and small local
 //! servers (TCP echo, HTTP, a patterned blob, UDP echo). Everything binds 127.0.0.1:0.
 
+pub mod dns_server;
 pub mod logcapture;
 pub mod mux_client;
 pub mod peers;

@@ -82,6 +82,24 @@ pub async fn connect_tcp(
     connect_tcp_as(crate::UUID, server, cert_der, target, first).await
 }
 
+/// Whether a session to `target` through the server, sending `first` and closing its
+/// side, gets the echo's answer back (routed and dialed) rather than nothing (blocked):
+/// for a target that is an echo server.
+pub async fn echoes(
+    server: SocketAddr,
+    cert_der: &[u8],
+    target: Destination,
+    first: &[u8],
+) -> bool {
+    let mut s = connect_tcp(server, cert_der, target, first).await.unwrap();
+    s.shutdown().await.unwrap();
+    let reply = tokio::time::timeout(std::time::Duration::from_secs(20), read_all(&mut s))
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    reply.get(2..) == Some(first)
+}
+
 /// As [`connect_tcp`], as the user `uuid`.
 pub async fn connect_tcp_as(
     uuid: &str,

@@ -9,12 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
 use wasmray::config::Config;
 use wasmray::geodata::dat::write;
 use wasmray::geodata::ruleset::Query;
 use wasmray_plugin_sdk::tls::build_client_hello;
-use wasmray_tests::vless_client::{connect_tcp, dest, read_all};
+use wasmray_tests::vless_client::{dest, echoes};
 use wasmray_tests::{CertDir, TestServer, server_toml, servers};
 
 const ROUTES: &str = r#"
@@ -31,7 +30,7 @@ route_only = true
 [plugins.config.route-rules]
 default = "block"
 [[plugins.config.route-rules.rule]]
-domain = ["geosite:allowed", "geosite:tagged@ok"]
+domain = ["geosite:allowed", "geosite:tagged@ok", "ext:my-ext.dat:extra"]
 outbound = "direct"
 [[plugins.config.route-rules.rule]]
 rule_set = ["media"]
@@ -58,6 +57,8 @@ fn write_data(dir: &Path, allowed: &[&str]) {
     std::fs::write(dir.join("geosite.dat"), site).unwrap();
     let geoip = write::geoip(&[("LOOPBACK", vec![(ip("127.0.0.0"), 8)], false)]);
     std::fs::write(dir.join("geoip.dat"), geoip).unwrap();
+    let ext = write::geosite(&[("EXTRA", vec![(2, "ext.test", &[][..])])]);
+    std::fs::write(dir.join("my-ext.dat"), ext).unwrap();
     let media = r#"{"version": 2, "rules": [{"domain_suffix": ["media.test"]}]}"#;
     std::fs::write(dir.join("media.json"), media).unwrap();
 }
@@ -76,15 +77,7 @@ async fn direct(server: &TestServer, echo: std::net::SocketAddr, sni: &str) -> b
 }
 
 async fn echoed(server: &TestServer, echo: std::net::SocketAddr, hello: &[u8]) -> bool {
-    let mut s = connect_tcp(server.addr, &server.certs.cert_der, dest(echo), hello)
-        .await
-        .unwrap();
-    s.shutdown().await.unwrap();
-    let reply = tokio::time::timeout(Duration::from_secs(20), read_all(&mut s))
-        .await
-        .unwrap()
-        .unwrap_or_default();
-    reply.get(2..) == Some(hello)
+    echoes(server.addr, &server.certs.cert_der, dest(echo), hello).await
 }
 
 #[tokio::test]
@@ -95,6 +88,7 @@ async fn sessions_are_routed_by_geosite_geoip_and_rule_sets_from_files() {
     assert!(direct(&server, echo, "yes.test").await, "entry with @ok");
     assert!(!direct(&server, echo, "no.test").await, "entry without @ok");
     assert!(direct(&server, echo, "a.media.test").await, "rule-set");
+    assert!(direct(&server, echo, "www.ext.test").await, "ext:FILE:LIST");
     assert!(!direct(&server, echo, "other.test").await);
     // geoip: plain HTTP to the echo's 127.0.0.1, whatever its Host.
     let http = b"GET / HTTP/1.1\r\nHost: unlisted.test\r\n\r\n";

@@ -22,6 +22,16 @@ async fn an_imported_xray_server_serves_its_users_and_its_fallback() {
         .replace("\"dest\": 8002", &format!("\"dest\": \"{web}\""));
     let imported = wasmray::import_xray::import(&json).expect("imports");
     let certs = CertDir::new();
+    // Its rules name geoip:cn and geosite:category-ads-all: Xray's files, beside it.
+    use wasmray::geodata::dat::write;
+    let site = write::geosite(&[("category-ads-all", vec![(2, "ads.example", &[][..])])]);
+    std::fs::write(certs.path().join("geosite.dat"), site).unwrap();
+    let cn = vec![("1.0.1.0".parse().unwrap(), 24)];
+    std::fs::write(
+        certs.path().join("geoip.dat"),
+        write::geoip(&[("CN", cn, false)]),
+    )
+    .unwrap();
     let config = Config::parse(&imported.toml, certs.path())
         .unwrap_or_else(|e| panic!("{e}\n{}", imported.toml));
     let server = TestServer::start_with(config, certs).await;

@@ -1,4 +1,5 @@
-//! `[geodata]`: where the geosite, geoip and rule-set files are. Only the paths are
+//! `[geodata]`: where the geosite, geoip and rule-set files are, and the directory
+//! `ext:FILE:LIST` files are named in. Only the paths are
 //! checked here; the files are read by `geodata::GeoData::load` when the daemon starts
 //! or reloads, and by `wasmray check`.
 
@@ -33,10 +34,15 @@ pub fn validate(raw: RawGeodata, base: &Path, errors: &mut Errors) -> Sources {
             rule_sets.insert(name, p);
         }
     }
+    let assets = match raw.assets {
+        Some(p) => path("geodata.assets", p, base, errors),
+        None => Some(base.to_path_buf()),
+    };
     Sources {
         geosite,
         geoip,
         rule_sets,
+        assets,
     }
 }
 

@@ -3,6 +3,7 @@
 //! one small function per section. Validation collects every error it finds, each
 //! naming its field path, so `wasmray check` can show them all at once.
 
+mod dns;
 mod error;
 mod geodata;
 mod inbound;
@@ -19,6 +20,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use dns::{DnsConfig, DnsServer};
 pub use error::{ConfigError, ConfigErrors};
 pub use layers::{Security, Transport};
 pub use plugins::toml_to_json;
@@ -39,6 +41,8 @@ pub struct Config {
     pub api: Option<ApiConfig>,
     /// `[metrics]`: Prometheus metrics at `/metrics` (off unless configured).
     pub metrics: Option<MetricsConfig>,
+    /// `[dns]`: the resolver routing asks (the system's unless configured).
+    pub dns: DnsConfig,
 }
 
 /// `[metrics]`: where `/metrics` is served, and whether users get their own series.
@@ -398,6 +402,7 @@ fn validate(raw: raw::RawConfig, base: &Path, errors: &mut Errors) -> Option<Con
     let tags: Vec<&str> = outbounds.iter().map(|o| o.tag.as_str()).collect();
     let mut plugins = plugins::validate(raw.plugins, base, &tags, errors);
     plugins.geodata = geodata::validate(raw.geodata, base, errors);
+    let dns = dns::validate(raw.dns, errors);
     let stats = StatsConfig {
         enabled: raw.stats.enabled.unwrap_or(true),
     };
@@ -413,6 +418,7 @@ fn validate(raw: raw::RawConfig, base: &Path, errors: &mut Errors) -> Option<Con
         stats,
         api,
         metrics,
+        dns,
     })
 }
 

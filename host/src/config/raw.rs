@@ -22,6 +22,17 @@ pub struct RawConfig {
     pub metrics: Option<RawMetrics>,
     #[serde(default)]
     pub geodata: RawGeodata,
+    #[serde(default)]
+    pub dns: RawDns,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDns {
+    #[serde(default)]
+    pub servers: Vec<String>,
+    pub cache_size: Option<u64>,
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -31,6 +42,7 @@ pub struct RawGeodata {
     pub geoip: Option<String>,
     #[serde(default)]
     pub rule_sets: BTreeMap<String, String>,
+    pub assets: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::config::Timeouts;
+use crate::config::{OutboundKind, Timeouts};
+use crate::dns;
 use crate::metrics::Metrics;
 use crate::mux::{MuxStream, SubPackets, SubSessions};
 use crate::outbound::{Outbound, Outbounds};
@@ -22,6 +23,7 @@ use crate::session::{Failure, Outcome, Snapshot};
 use crate::stats::Stats;
 
 mod log;
+mod resolved;
 mod tcp;
 mod udp;
 
@@ -38,6 +40,8 @@ pub struct Dispatcher {
     pub stats: Arc<Stats>,
     pub metrics: Arc<Metrics>,
     pub timeouts: Timeouts,
+    /// `[dns]`, for route plugins that ask for a name's addresses.
+    pub resolver: dns::Resolver,
 }
 
 impl Dispatcher {
@@ -67,9 +71,29 @@ impl Dispatcher {
             log.end(Outcome::Blocked);
             return Err(Failure::Blocked);
         };
+        let (decided, answer) = match decided.attr(dns::RESOLVE_ATTRIBUTE) {
+            None => (decided, None),
+            Some(name) => {
+                let name = name.to_string();
+                let ips = self.lookup(&name).await;
+                match pipeline.route(&resolved::with_answer(&sniffed, &name, &ips)) {
+                    Ok(d) => (d, Some((name, ips))),
+                    Err(_) => {
+                        log.end(Outcome::Blocked);
+                        return Err(Failure::Blocked);
+                    }
+                }
+            }
+        };
         log.decided(&decided);
         match self.outbounds.pick(decided.outbound.as_deref()) {
             Ok(outbound) => {
+                let decided = match (&outbound.kind, answer) {
+                    (OutboundKind::Direct { .. }, Some((name, ips))) => {
+                        resolved::dial_answer(decided, &name, &ips)
+                    }
+                    _ => decided,
+                };
                 log.outbound(&outbound.tag);
                 let user = decided.user.as_deref();
                 log.count_on(
@@ -84,6 +108,23 @@ impl Dispatcher {
                 Err(Failure::Other)
             }
         }
+    }
+}
+
+impl Dispatcher {
+    /// The answer for a name a route plugin asked about; empty when there is none in
+    /// time (routing goes on without addresses, as Xray's does).
+    async fn lookup(&self, name: &str) -> Vec<std::net::IpAddr> {
+        let result = self.resolver.resolve(name).await;
+        self.metrics.dns_looked_up(match &result {
+            Ok(_) => "ok",
+            Err(dns::DnsError::Timeout { .. }) => "timeout",
+            Err(_) => "failed",
+        });
+        result.unwrap_or_else(|e| {
+            tracing::debug!("dns: {e}");
+            Vec::new()
+        })
     }
 }
 

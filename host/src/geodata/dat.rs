@@ -221,4 +221,54 @@ pub mod write {
         }
         out
     }
+
+    /// The benchmarks' list of `n` domains, shaped like real lists: mostly `domain`
+    /// entries, a quarter `full`, 2% keywords (`plain`) and 0.1% regexes. (type, value)
+    /// pairs, for writing as a geosite or as a sing-box rule-set.
+    pub fn synthetic_domains(n: usize) -> Vec<(u64, String)> {
+        (0..n)
+            .map(|i| {
+                let name = format!("host{i}.site{}.example", i % 5000);
+                match i % 1000 {
+                    0 => (1, "^ad[0-9]+\\.tracker[0-9]*\\.example$".to_string()),
+                    1..=20 => (0, format!("host{i}")),
+                    21..=270 => (3, name),
+                    _ => (2, name),
+                }
+            })
+            .collect()
+    }
+
+    /// The benchmarks' `n` CIDRs: 90% IPv4 /24s with gaps (so they do not merge), 10%
+    /// IPv6 /64s.
+    pub fn synthetic_cidrs(n: u32) -> Vec<(IpAddr, u32)> {
+        use std::net::{Ipv4Addr, Ipv6Addr};
+        (0..n)
+            .map(|i| match i % 10 {
+                0 => (
+                    IpAddr::V6(Ipv6Addr::from(0x2001_0db8_u128 << 96 | u128::from(i) << 64)),
+                    64,
+                ),
+                _ => (IpAddr::V4(Ipv4Addr::from((i * 3) << 8 | 0x0100_0000)), 24),
+            })
+            .collect()
+    }
+
+    /// A geosite with the synthetic list `bench` of `n` domains (and a small `other`).
+    pub fn synthetic_geosite(n: usize) -> Vec<u8> {
+        let domains = synthetic_domains(n);
+        let entries = domains
+            .iter()
+            .map(|(t, v)| (*t, v.as_str(), &[][..]))
+            .collect();
+        geosite(&[
+            ("bench", entries),
+            ("other", vec![(2, "other.example", &[][..])]),
+        ])
+    }
+
+    /// A geoip with the synthetic list `bench` of `n` CIDRs.
+    pub fn synthetic_geoip(n: u32) -> Vec<u8> {
+        geoip(&[("bench", synthetic_cidrs(n), false)])
+    }
 }

@@ -101,6 +101,13 @@ fn hash(text: &str) -> u64 {
 }
 
 impl Builder {
+    /// A builder of one unnamed list (id 0): a rule-set's domains.
+    pub fn single() -> Builder {
+        let mut b = Builder::default();
+        b.list("");
+        b
+    }
+
     /// The id of list `name` (case-insensitive, as Xray reads `geosite:CN`).
     pub fn list(&mut self, name: &str) -> u32 {
         let name = name.to_ascii_lowercase();

@@ -11,6 +11,7 @@
 
 pub mod dat;
 pub mod domains;
+pub mod ext;
 pub mod ips;
 pub mod ruleset;
 pub mod source;
@@ -140,6 +141,9 @@ pub struct Sources {
     pub geosite: Option<PathBuf>,
     pub geoip: Option<PathBuf>,
     pub rule_sets: BTreeMap<String, PathBuf>,
+    /// Where `ext:FILE:LIST` files are (`[geodata] assets`, by default the config's
+    /// directory); `None`: ext lists are refused.
+    pub assets: Option<PathBuf>,
 }
 
 impl Sources {
@@ -153,12 +157,13 @@ impl Sources {
     }
 }
 
-/// All routing data, read-only.
+/// All routing data, read-only (ext files are read into `ext` when first asked for).
 #[derive(Default)]
 pub struct GeoData {
     pub geosite: Option<Domains>,
     pub geoip: Option<IpLists>,
     pub rule_sets: BTreeMap<String, RuleSet>,
+    pub ext: ext::Ext,
 }
 
 /// A domain list a plugin asked for, resolved.
@@ -166,6 +171,7 @@ pub struct GeoData {
 pub enum DomainList {
     Site(Selector),
     RuleSet(String),
+    Ext(Shared<Domains>, Selector),
 }
 
 /// An IP list a plugin asked for, resolved.
@@ -173,6 +179,31 @@ pub enum DomainList {
 pub enum IpListRef {
     Geo(u32),
     RuleSet(String),
+    Ext(Shared<IpLists>, u32),
+}
+
+/// An ext file's data, held by the handles opened into it; equal when it is the same
+/// copy.
+pub struct Shared<T>(pub std::sync::Arc<T>);
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared(self.0.clone())
+    }
+}
+
+impl<T> PartialEq for Shared<T> {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl<T> Eq for Shared<T> {}
+
+impl<T> std::fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ext file")
+    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, GeoError> {
@@ -212,7 +243,10 @@ impl GeoData {
     /// Loads every file of `sources`; the first that cannot be read or parsed is the
     /// error, named by its path.
     pub fn load(sources: &Sources) -> Result<GeoData, GeoError> {
-        let mut data = GeoData::default();
+        let mut data = GeoData {
+            ext: ext::Ext::new(sources.assets.clone()),
+            ..GeoData::default()
+        };
         if let Some(path) = &sources.geosite {
             let bytes = read(path)?;
             data.geosite = Some(dat::geosite(&bytes).map_err(|e| e.in_file(path))?);
@@ -249,8 +283,14 @@ impl GeoData {
         )
     }
 
-    /// Resolves `geosite:NAME[@attr...]` or `rule-set:NAME`.
+    /// Resolves `geosite:NAME[@attr...]`, `ext:FILE:NAME[@attr...]` or `rule-set:NAME`.
     pub fn domain_list(&self, spec: &str) -> Result<DomainList, GeoError> {
+        if let Some(split) = ext::split(spec) {
+            let (file, name) = split?;
+            let site = self.ext.sites(file)?;
+            let selector = site.selector(name).map_err(|e| e.named(spec))?;
+            return Ok(DomainList::Ext(Shared(site), selector));
+        }
         if let Some(name) = spec.strip_prefix("geosite:") {
             let site = self
                 .geosite
@@ -265,13 +305,19 @@ impl GeoData {
             Some(set) => set.map(DomainList::RuleSet),
             None => Err(GeoError::spec(
                 spec,
-                "a domain list is geosite:NAME, geosite:NAME@ATTR or rule-set:NAME",
+                "a domain list is geosite:NAME, geosite:NAME@ATTR, ext:FILE:NAME or rule-set:NAME",
             )),
         }
     }
 
-    /// Resolves `geoip:CC` or `rule-set:NAME`.
+    /// Resolves `geoip:CC`, `ext:FILE:CC` or `rule-set:NAME`.
     pub fn ip_list(&self, spec: &str) -> Result<IpListRef, GeoError> {
+        if let Some(split) = ext::split(spec) {
+            let (file, name) = split?;
+            let ips = self.ext.ips(file)?;
+            let id = ips.id(name).map_err(|e| e.named(spec))?;
+            return Ok(IpListRef::Ext(Shared(ips), id));
+        }
         if let Some(name) = spec.strip_prefix("geoip:") {
             let geoip = self
                 .geoip
@@ -286,7 +332,7 @@ impl GeoData {
             Some(set) => set.map(IpListRef::RuleSet),
             None => Err(GeoError::spec(
                 spec,
-                "an IP list is geoip:CC or rule-set:NAME",
+                "an IP list is geoip:CC, ext:FILE:CC or rule-set:NAME",
             )),
         }
     }
@@ -310,6 +356,7 @@ impl GeoData {
         };
         match list {
             DomainList::Site(sel) => self.geosite.as_ref().is_some_and(|s| s.contains(sel, name)),
+            DomainList::Ext(site, sel) => site.0.contains(sel, name),
             DomainList::RuleSet(set) => self.rule_sets.get(set).is_some_and(|r| {
                 r.matches(&Query {
                     domain: Some(name),
@@ -327,6 +374,7 @@ impl GeoData {
                 .as_ref()
                 .and_then(|g| g.get(*id))
                 .is_some_and(|l| l.contains(ip)),
+            IpListRef::Ext(ips, id) => ips.0.get(*id).is_some_and(|l| l.contains(ip)),
             IpListRef::RuleSet(set) => self.rule_sets.get(set).is_some_and(|r| {
                 r.matches(&Query {
                     ip: Some(ip),
@@ -339,7 +387,10 @@ impl GeoData {
 
 /// `name` lower-cased without its trailing dot, in `buf` when it fits (no allocation on
 /// the lookup path for real names); `None` for an empty name.
-fn lower<'a>(name: &'a str, buf: &'a mut [u8; 256]) -> Option<std::borrow::Cow<'a, str>> {
+pub(crate) fn lower<'a>(
+    name: &'a str,
+    buf: &'a mut [u8; 256],
+) -> Option<std::borrow::Cow<'a, str>> {
     let name = name.strip_suffix('.').unwrap_or(name);
     if name.is_empty() {
         return None;

@@ -113,11 +113,7 @@ fn default_rule(map: &Map<String, Value>, invert: bool) -> Result<DefaultRule, G
                 });
             }
         };
-        let builder = domains.get_or_insert_with(|| {
-            let mut b = Builder::default();
-            b.list("");
-            b
-        });
+        let builder = domains.get_or_insert_with(Builder::single);
         for v in strings(key, value)? {
             builder.add(0, kind, v, 0)?;
         }

@@ -219,20 +219,15 @@ fn default_rule(r: &mut Reader<'_>) -> Result<DefaultRule, GeoError> {
     loop {
         let at = r.pos;
         let item = r.byte()?;
-        let builder = || {
-            let mut b = Builder::default();
-            b.list("");
-            b
-        };
         match item {
-            2 => domain_set(r, domains.get_or_insert_with(builder))?,
+            2 => domain_set(r, domains.get_or_insert_with(Builder::single))?,
             3 | 4 => {
                 let kind = if item == 3 {
                     Kind::Keyword
                 } else {
                     Kind::Regex
                 };
-                let b = domains.get_or_insert_with(builder);
+                let b = domains.get_or_insert_with(Builder::single);
                 for value in r.strings()? {
                     b.add(0, kind, value, 0).map_err(|e| e.at(at))?;
                 }

@@ -291,3 +291,61 @@ mod random {
         }
     }
 }
+
+#[test]
+fn ext_lists_are_read_from_the_assets_directory_when_first_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("my-sites.dat"), site_file()).unwrap();
+    let ips = write::geoip(&[("office", vec![(ip("198.51.100.0"), 24)], false)]);
+    std::fs::write(dir.path().join("my-ips.dat"), ips).unwrap();
+    let sources = Sources {
+        assets: Some(dir.path().to_path_buf()),
+        ..Sources::default()
+    };
+    let data = GeoData::load(&sources).unwrap();
+    assert!(
+        data.ext.paths().is_empty(),
+        "nothing is read before it is asked for"
+    );
+    let google_cn = data.domain_list("ext:my-sites.dat:google@cn").unwrap();
+    assert!(data.domain_in(&google_cn, "www.google.cn"));
+    assert!(!data.domain_in(&google_cn, "google.com"), "no @cn");
+    let office = data.ip_list("ext:my-ips.dat:OFFICE").unwrap();
+    assert!(data.ip_in(&office, ip("198.51.100.9")));
+    assert!(!data.ip_in(&office, ip("198.51.101.9")));
+    // One copy per file, however many handles.
+    assert_eq!(
+        data.domain_list("ext:my-sites.dat:google@cn").unwrap(),
+        google_cn
+    );
+    assert_eq!(data.ext.paths().len(), 2);
+    assert!(!data.ext.changed());
+
+    for (spec, error) in [
+        ("ext:my-sites.dat:nope", "no list \"ext:my-sites.dat:nope\""),
+        ("ext:../my-sites.dat:google", "FILE a file name"),
+        ("ext:/etc/passwd:x", "FILE a file name"),
+        ("ext:my-sites.dat", "ext:FILE:LIST"),
+        ("ext:missing.dat:x", "missing.dat"),
+    ] {
+        let e = data.domain_list(spec).err().unwrap().to_string();
+        assert!(e.contains(error), "{spec}: {e}");
+    }
+    // A geosite file is not a geoip file: refused with its path.
+    let e = data
+        .ip_list("ext:my-sites.dat:google")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("my-sites.dat"), "{e}");
+    // Tried files are watched: a change (here: the missing one appearing) is seen.
+    std::fs::write(dir.path().join("missing.dat"), site_file()).unwrap();
+    assert!(data.ext.changed());
+    let none = GeoData::load(&Sources::default()).unwrap();
+    let e = none
+        .domain_list("ext:my-sites.dat:google")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("[geodata] assets"), "{e}");
+}

@@ -20,7 +20,7 @@ mod xray;
 
 use serde_json::{Map, Value};
 
-use toml_out::{Out, OutApi, OutLog, OutPlugins, OutStats};
+use toml_out::{Out, OutApi, OutDns, OutLog, OutPlugins, OutStats};
 use xray::XrayConfig;
 
 /// The largest config read (Xray configs of thousands of users are a few MiB).
@@ -131,6 +131,7 @@ fn convert(config: XrayConfig, notes: &mut Notes) -> Out {
         ),
         ..inbound::sniffing(&config.inbounds, api_tag.as_deref(), notes)
     };
+    let geodata = (plugins.config.get("route-rules")).and_then(|r| routing::geodata(r, notes));
     Out {
         log: config.log.as_ref().map(|l| log(l, notes)),
         inbound: inbounds,
@@ -139,8 +140,44 @@ fn convert(config: XrayConfig, notes: &mut Notes) -> Out {
         stats: OutStats {
             enabled: config.stats.is_some(),
         },
+        dns: config.dns.as_ref().and_then(|d| dns(d, notes)),
+        geodata,
         plugins,
     }
+}
+
+/// `dns.servers` that name one server (`"8.8.8.8"`, `"tcp://..."`, `"https://IP/..."`,
+/// `"localhost"`, or an object with only `address` and `port`); servers for some
+/// domains only, fake DNS and the rest are named.
+fn dns(dns: &xray::Dns, notes: &mut Notes) -> Option<OutDns> {
+    notes.unknown("dns", &dns.other);
+    let mut servers = Vec::new();
+    for (i, server) in dns.servers.iter().enumerate() {
+        let at = format!("dns.servers[{i}]");
+        let text = match server {
+            Value::String(s) => Some(s.clone()),
+            Value::Object(o) if o.keys().all(|k| k == "address" || k == "port") => {
+                let address = o.get("address").and_then(Value::as_str);
+                let port = o.get("port").and_then(Value::as_u64);
+                match (address, port.and_then(|p| u16::try_from(p).ok())) {
+                    (Some(a), Some(p)) if a.parse::<std::net::IpAddr>().is_ok() => {
+                        Some(crate::util::host_port(a, p))
+                    }
+                    (Some(a), _) => Some(a.to_string()),
+                    (None, _) => None,
+                }
+            }
+            _ => None,
+        };
+        match text.filter(|t| crate::config::DnsServer::parse(t).is_ok()) {
+            Some(t) => servers.push(t),
+            None => notes.not_carried(
+                &at,
+                "only whole servers by IP are carried (no per-domain servers, fake DNS or DNS over HTTPS by name)",
+            ),
+        }
+    }
+    (!servers.is_empty()).then_some(OutDns { servers })
 }
 
 fn log(log: &xray::Log, notes: &mut Notes) -> OutLog {

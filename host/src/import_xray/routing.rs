@@ -1,15 +1,16 @@
 //! Routing rules into the `route-rules` plugin, whose matching is Xray's (domain
-//! prefixes, CIDRs, port lists, users, inbound tags, protocols, attrs). What it lacks
-//! (geosite and most geoip lists, balancers) is named, and a rule that loses any of its
-//! conditions is left out whole: a narrower condition dropped would make the rule match
-//! more than it did.
+//! prefixes, geosite, geoip and ext lists, CIDRs, port lists, users, inbound tags,
+//! protocols, attrs, `domainStrategy`). What it lacks (balancers, other conditions) is
+//! named, and a rule that loses any of its conditions is left out whole: a narrower
+//! condition dropped would make the rule match more than it did. Rules naming geosite
+//! or geoip lists bring a `[geodata]` section naming Xray's files.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
 use super::Notes;
-use super::toml_out::{OutOutbound, OutRouteRules, OutRule};
+use super::toml_out::{OutGeodata, OutOutbound, OutRouteRules, OutRule};
 use super::xray::{Routing, Rule};
 
 /// `geoip:private`: the networks Xray's geoip.dat lists under "private".
@@ -45,16 +46,22 @@ pub fn convert(
 ) -> BTreeMap<&'static str, OutRouteRules> {
     let mut table = OutRouteRules {
         default: outbounds.first().map(|o| o.tag.clone()),
-        rule: Vec::new(),
+        ..OutRouteRules::default()
     };
     if let Some(routing) = routing {
         notes.unknown("routing", &routing.other);
-        if let Some(s) = routing.domain_strategy.as_deref().filter(|s| *s != "AsIs") {
-            notes.not_carried(
-                "routing.domainStrategy",
-                format!("{s}: rules match IPs only when the target is one (no DNS in routing yet)"),
-            );
-        }
+        table.domain_strategy = match routing.domain_strategy.as_deref() {
+            None | Some("AsIs") => None,
+            Some("IPIfNonMatch") => Some("ip_if_non_match"),
+            Some("IPOnDemand") => Some("ip_on_demand"),
+            Some(other) => {
+                notes.not_carried(
+                    "routing.domainStrategy",
+                    format!("unknown strategy {other:?} (AsIs, IPIfNonMatch, IPOnDemand)"),
+                );
+                None
+            }
+        };
         for (i, rule) in routing.rules.iter().enumerate() {
             let at = format!("routing.rules[{i}]");
             let is_api = api_tag.is_some() && rule.outbound_tag.as_deref() == api_tag;
@@ -136,20 +143,43 @@ fn list(
 }
 
 fn domain(d: &str) -> Result<Vec<String>, String> {
-    if d.starts_with("geosite:") || d.starts_with("ext:") {
-        return Err("geosite lists are not supported yet".into());
-    }
     Ok(vec![d.to_string()])
 }
 
+/// `geoip:private` becomes its networks (no file needed); other lists and their
+/// negations are route-rules' own syntax.
 fn ips(values: Option<&[String]>, field: &str) -> Result<Option<Vec<String>>, String> {
     list(values, field, |ip| match ip {
         "geoip:private" => Ok(PRIVATE.iter().map(|s| s.to_string()).collect()),
-        g if g.starts_with("geoip:") || g.starts_with("ext:") => {
-            Err("geoip lists other than geoip:private are not supported yet".into())
-        }
+        g if g.starts_with("!geoip:") || g.starts_with("!ext:") => Ok(vec![g.to_string()]),
         g if g.starts_with('!') => Err("negation is not supported".into()),
         cidr => Ok(vec![cidr.to_string()]),
+    })
+}
+
+/// `[geodata]` for the lists the rules name: Xray's file names, beside the config.
+pub fn geodata(rules: &OutRouteRules, notes: &mut Notes) -> Option<OutGeodata> {
+    let values = rules.rule.iter().flat_map(|r| {
+        let lists = [&r.domain, &r.ip, &r.source];
+        lists.into_iter().flatten().flatten()
+    });
+    let (mut site, mut ip) = (false, false);
+    for v in values {
+        let v = v.trim_start_matches('!');
+        site |= v.starts_with("geosite:");
+        ip |= v.starts_with("geoip:");
+    }
+    if !site && !ip {
+        return None;
+    }
+    notes.not_carried(
+        "routing.rules",
+        "the geosite/geoip lists are read from geosite.dat and geoip.dat beside this config \
+         (copy them from Xray's asset directory, e.g. /usr/local/share/xray)",
+    );
+    Some(OutGeodata {
+        geosite: site.then(|| "geosite.dat".to_string()),
+        geoip: ip.then(|| "geoip.dat".to_string()),
     })
 }
 

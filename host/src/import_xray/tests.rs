@@ -118,6 +118,16 @@ fn a_3x_ui_config_carries_users_tls_api_stats_and_rules() {
 #[test]
 fn a_vision_server_with_fallbacks_and_comments_carries_over() {
     let dir = certs();
+    // The lists its rules name, as Xray's asset directory would hold them.
+    use crate::geodata::dat::write;
+    let site = write::geosite(&[("category-ads-all", vec![(2, "ads.example", &[][..])])]);
+    std::fs::write(dir.path().join("geosite.dat"), site).unwrap();
+    let cn = vec![("1.0.1.0".parse().unwrap(), 24)];
+    std::fs::write(
+        dir.path().join("geoip.dat"),
+        write::geoip(&[("CN", cn, false)]),
+    )
+    .unwrap();
     let (imported, config) = round_trip(VISION_SERVER, dir.path());
     let inbound = &config.inbounds[0];
     assert_eq!(inbound.tag, "inbound-443");
@@ -141,21 +151,26 @@ fn a_vision_server_with_fallbacks_and_comments_carries_over() {
         "no stats section: no counters, as in Xray"
     );
     assert!(config.api.is_none());
-    // The geo rules are left out whole; the plain one is carried with its tag.
+    // The geo rules are carried with Xray's file names; the plain one with its tag.
     let rules = config.plugins.config["route-rules"]["rule"]
         .as_array()
         .unwrap()
         .clone();
-    assert_eq!(rules.len(), 1);
-    assert_eq!(rules[0]["tag"], "ads");
-    assert_eq!(rules[0]["domain"][3], "regexp:^ad[0-9]+\\.");
-    noted(&imported, "routing.rules[0]", "geoip lists");
+    assert_eq!(rules.len(), 3);
+    assert_eq!(rules[0]["ip"][0], "geoip:cn");
+    assert_eq!(rules[1]["domain"][0], "geosite:category-ads-all");
+    assert_eq!(rules[2]["tag"], "ads");
+    assert_eq!(rules[2]["domain"][3], "regexp:^ad[0-9]+\\.");
+    let route = &config.plugins.config["route-rules"];
+    assert_eq!(route["domain_strategy"], "ip_if_non_match");
+    let geodata = &config.plugins.geodata;
+    assert_eq!(geodata.geosite, Some(dir.path().join("geosite.dat")));
+    assert_eq!(geodata.geoip, Some(dir.path().join("geoip.dat")));
     noted(
         &imported,
-        "routing.rules[1]",
-        "geosite lists are not supported yet",
+        "routing.rules",
+        "copy them from Xray's asset directory",
     );
-    noted(&imported, "routing.domainStrategy", "IPIfNonMatch");
     noted(
         &imported,
         "inbounds[0].streamSettings.tlsSettings.rejectUnknownSni",
@@ -207,7 +222,42 @@ fn a_client_config_carries_its_proxy_inbounds_and_vless_outbound() {
         "not carried",
     );
     noted(&imported, "outbounds[2].settings.response", "closes");
-    noted(&imported, "dns", "not carried");
+    assert_eq!(
+        config.dns.servers,
+        [crate::config::DnsServer::Udp("1.1.1.1:53".parse().unwrap())]
+    );
+}
+
+#[test]
+fn dns_servers_by_ip_carry_over_and_the_rest_is_named() {
+    let json = r#"{"dns": {"servers": [
+        "8.8.8.8", "https://1.1.1.1/dns-query", "localhost", "tcp://9.9.9.9:53",
+        {"address": "208.67.222.222", "port": 5353},
+        {"address": "114.114.114.114", "domains": ["geosite:cn"]},
+        "fakedns", "https://dns.google/dns-query"
+    ], "queryStrategy": "UseIPv4"}}"#;
+    let imported = import(json).unwrap();
+    let config = Config::parse(&imported.toml, Path::new(".")).unwrap();
+    let servers: Vec<String> = config
+        .dns
+        .servers
+        .iter()
+        .map(|s| format!("{s:?}"))
+        .collect();
+    assert_eq!(servers.len(), 5, "{servers:?}\n{}", imported.toml);
+    assert!(
+        imported.toml.contains("\"208.67.222.222:5353\""),
+        "{}",
+        imported.toml
+    );
+    for i in [5, 6, 7] {
+        noted(
+            &imported,
+            &format!("dns.servers[{i}]"),
+            "only whole servers by IP",
+        );
+    }
+    noted(&imported, "dns.queryStrategy", "not carried");
 }
 
 #[test]

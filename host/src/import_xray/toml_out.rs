@@ -16,7 +16,24 @@ pub struct Out {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api: Option<OutApi>,
     pub stats: OutStats,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns: Option<OutDns>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub geodata: Option<OutGeodata>,
     pub plugins: OutPlugins,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct OutDns {
+    pub servers: Vec<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct OutGeodata {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub geosite: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub geoip: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -138,6 +155,8 @@ pub struct OutPlugins {
 pub struct OutRouteRules {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain_strategy: Option<&'static str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rule: Vec<OutRule>,
 }

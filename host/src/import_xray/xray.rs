@@ -36,6 +36,16 @@ pub struct XrayConfig {
     #[serde(default)]
     pub outbounds: Vec<Outbound>,
     pub routing: Option<Routing>,
+    pub dns: Option<Dns>,
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+/// `dns`: servers are strings or objects (`address`, `port`, `domains`, ...).
+#[derive(Debug, Default, Deserialize)]
+pub struct Dns {
+    #[serde(default)]
+    pub servers: Vec<Value>,
     #[serde(flatten)]
     pub other: Other,
 }

@@ -81,6 +81,7 @@ pub struct Metrics {
     sniff_wait: Histogram,
     sniff_expired: Counter,
     reloads: Family<ResultLabel, Counter>,
+    dns_lookups: Family<ResultLabel, Counter>,
     pub plugins: PluginMetrics,
 }
 
@@ -118,6 +119,7 @@ impl Metrics {
             sniff_wait: Histogram::new(exponential_buckets(0.001, 2.0, 13)),
             sniff_expired: Counter::default(),
             reloads: Family::default(),
+            dns_lookups: Family::default(),
             plugins: PluginMetrics::default(),
         }
     }
@@ -172,6 +174,11 @@ impl Metrics {
             "reloads",
             "Configuration reloads, by result (ok, failed)",
             self.reloads.clone(),
+        );
+        r.register(
+            "dns_lookups",
+            "Names route plugins asked the resolver about, by result (ok, failed, timeout)",
+            self.dns_lookups.clone(),
         );
         self.plugins.register(r);
     }
@@ -238,6 +245,14 @@ impl Metrics {
         if expired {
             self.sniff_expired.inc();
         }
+    }
+
+    /// The resolver answered a route plugin's question: `result` is ok, failed or
+    /// timeout.
+    pub fn dns_looked_up(&self, result: &'static str) {
+        self.dns_lookups
+            .get_or_create(&ResultLabel { result })
+            .inc();
     }
 
     pub fn reloaded(&self, ok: bool) {

@@ -27,6 +27,7 @@ fn populated(per_user: bool) -> (Metrics, Held) {
     metrics.fallback(&inbound);
     metrics.sniff_waited(0.002, true);
     metrics.reloaded(false);
+    metrics.dns_looked_up("timeout");
     drop(metrics.connections("vless-in"));
     metrics
         .plugins
@@ -55,6 +56,7 @@ fn sessions_handshakes_and_plugins_are_counted_under_their_labels() {
         r#"wasmray_sniff_wait_seconds_count 1"#,
         r#"wasmray_sniff_window_expired_total 1"#,
         r#"wasmray_reloads_total{result="failed"} 1"#,
+        r#"wasmray_dns_lookups_total{result="timeout"} 1"#,
         r#"wasmray_plugin_calls_total{plugin="sniff-http"} 1"#,
         r#"wasmray_plugin_errors_total{plugin="sniff-http",kind="trap"} 1"#,
         r#"wasmray_plugin_call_seconds_count{plugin="sniff-http"} 1"#,

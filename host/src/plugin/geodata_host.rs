@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::bindings::geodata::{self, IpAddress, Query};
 use super::state::{HostState, Opened};
-use crate::geodata::ruleset;
+use crate::geodata::{lower, ruleset};
 
 /// Lists one instance may open (a config naming thousands is a mistake, not a need).
 const MAX_OPENED: usize = 4096;
@@ -87,10 +87,8 @@ impl geodata::Host for HostState {
         let Some(set) = self.geodata.rule_sets.get(name) else {
             return false;
         };
-        let domain = q
-            .domain
-            .as_deref()
-            .map(|d| d.trim_end_matches('.').to_ascii_lowercase());
+        let mut buf = [0u8; 256];
+        let domain = q.domain.as_deref().and_then(|d| lower(d, &mut buf));
         set.matches(&ruleset::Query {
             domain: domain.as_deref(),
             ip: q.ip.map(address),

@@ -172,11 +172,18 @@ impl Registry {
         crate::util::lock(&self.state)
     }
 
-    /// The directories to watch: the plugin directory and those of the geodata files.
+    /// The directories to watch: the plugin directory and those of the geodata files
+    /// (ext files included, once a plugin has opened one).
     pub fn watched_dirs(&self) -> Vec<PathBuf> {
         let state = self.lock();
         let mut dirs: Vec<PathBuf> = state.config.dir.iter().cloned().collect();
-        for file in state.config.geodata.files() {
+        let ext = state.geo.data.ext.paths();
+        for file in state
+            .config
+            .geodata
+            .files()
+            .chain(ext.iter().map(PathBuf::as_path))
+        {
             if let Some(parent) = file.parent() {
                 let parent = if parent.as_os_str().is_empty() {
                     Path::new(".")
@@ -449,7 +456,7 @@ fn stamp(path: &Path) -> Option<(u64, SystemTime)> {
 fn refresh_geodata(geo: &mut Geo, sources: &Sources) -> anyhow::Result<()> {
     let stamps: Vec<_> = sources.files().map(stamp).collect();
     let same_sources = geo.sources == *sources;
-    if same_sources && geo.stamps == stamps {
+    if same_sources && geo.stamps == stamps && !geo.data.ext.changed() {
         return Ok(());
     }
     let started = std::time::Instant::now();

@@ -3,12 +3,13 @@
 //! ```toml
 //! [plugins.config.route-rules]
 //! default = "direct"                 # no rule matched; absent: the daemon's first outbound
+//! domain_strategy = "ip_if_non_match" # or "as_is" (default), "ip_on_demand"
 //!
 //! [[plugins.config.route-rules.rule]]
 //! tag = "ads"                        # optional, names the rule in the access log
 //! domain = ["suffix:ads.example", "keyword:tracker", "full:bad.example",
 //!           "regex:^x[0-9]+\\.example$", "plain-means-keyword",
-//!           "geosite:category-ads-all", "geosite:google@cn"]
+//!           "geosite:category-ads-all", "geosite:google@cn", "ext:my.dat:corp"]
 //! rule_set = ["ads"]                 # [geodata.rule_sets] names
 //! ip = ["10.0.0.0/8", "fd00::/8", "1.2.3.4", "geoip:private", "!geoip:cn"]
 //! port = "1-1024,8443"               # or 443, or a list of either
@@ -34,11 +35,13 @@
 //!   (the name or a subdomain, on a label boundary), `keyword:` or none (substring),
 //!   `regex:`/`regexp:` (unanchored, on the lower-case name), `dotless:`, and
 //!   `geosite:NAME` / `geosite:NAME@ATTR` (a list of the daemon's `[geodata] geosite`,
-//!   entries with every attribute named).
-//! * `ip` looks at the target when it is an IP literal (there is no DNS here); `source` at
-//!   the client's IP. IPv4-mapped IPv6 addresses match IPv4 networks. Both take
-//!   `geoip:CODE` (a list of `[geodata] geoip`) and its negation `!geoip:CODE` (Xray's
-//!   `geoip:!CODE` too): every address not in the list.
+//!   entries with every attribute named), and Xray's `ext:FILE:NAME[@ATTR]` (a list of
+//!   the geosite-format FILE in `[geodata] assets`).
+//! * `ip` looks at the target when it is an IP literal, or at the addresses the daemon
+//!   resolved for the domain (see `domain_strategy`); `source` at the client's IP. IPv4-mapped IPv6 addresses match IPv4 networks. Both take
+//!   `geoip:CODE` (a list of `[geodata] geoip`), `ext:FILE:CODE` (of the geoip-format
+//!   FILE in `[geodata] assets`) and their negations `!geoip:CODE`, `!ext:FILE:CODE`
+//!   (Xray's `geoip:!CODE` too): every address not in the list.
 //! * `rule_set`: sing-box rule-sets of `[geodata.rule_sets]`, by name; one matches when
 //!   any of its rules does, asked with the domain, the target IP and the source IP.
 //! * `port` / `source_port`: the target / source port, `"53,443,1000-2000"` or a number.
@@ -48,10 +51,21 @@
 //! * `attrs`: every key (lower-cased) must exist and its value match the unanchored,
 //!   case-sensitive regex.
 //!
+//! * `domain_strategy` (Xray's `domainStrategy`) says when a domain is resolved for
+//!   the `ip` rules (with the daemon's `[dns]`, within its timeout; the answer is also
+//!   what a `direct` outbound dials):
+//!   - `as_is` (the default): never; `ip` rules match only IP targets.
+//!   - `ip_if_non_match`: when no rule matched the domain, it is resolved and every
+//!     rule is tried again with its addresses.
+//!   - `ip_on_demand`: as soon as the first rule with `ip` or `rule_set` is reached.
+//!
+//!   A rule matches when any resolved address does. Resolution failed or timed out:
+//!   the rules are tried with no address (so `default` decides, as in Xray).
+//!
 //! Everything is parsed and compiled at configure; an invalid domain regex, CIDR, port
 //! list, network or attrs regex refuses the config with an error naming the place, e.g.
 //! `rule[2].domain[0]: invalid regex "(": ...`. So does a list the daemon does not
-//! have (`rule[0].domain[1]: no list "nope"`). `ext:FILE:LIST` is not supported yet.
+//! have (`rule[0].domain[1]: no list "nope"`).
 //!
 //! The answer sets the outbound and the attribute `route.rule`: the rule's `tag`, its
 //! index, or `default`.
@@ -74,6 +88,19 @@ pub const RULE_ATTRIBUTE: &str = "route.rule";
 pub struct RouteRules {
     rules: Vec<Rule>,
     default: Option<String>,
+    strategy: DomainStrategy,
+}
+
+/// When a domain is resolved for the `ip` rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+enum DomainStrategy {
+    #[default]
+    #[serde(rename = "as_is", alias = "AsIs")]
+    AsIs,
+    #[serde(rename = "ip_if_non_match", alias = "IPIfNonMatch")]
+    IpIfNonMatch,
+    #[serde(rename = "ip_on_demand", alias = "IPOnDemand")]
+    IpOnDemand,
 }
 
 #[derive(Deserialize)]
@@ -83,6 +110,8 @@ struct RawConfig {
     default: Option<String>,
     #[serde(default)]
     rule: Vec<RawRule>,
+    #[serde(default)]
+    domain_strategy: DomainStrategy,
 }
 
 /// A rule as written. The match fields stay JSON values so that each gets an error
@@ -154,7 +183,8 @@ struct Rule {
 struct Facts<'a> {
     session: &'a Snapshot,
     domain: Option<String>,
-    target_ip: Option<IpAddr>,
+    /// The target if it is an IP, else the addresses resolved for the domain.
+    ips: Vec<IpAddr>,
     source: Option<std::net::SocketAddr>,
 }
 
@@ -177,22 +207,49 @@ impl Plugin for RouteRules {
         Ok(RouteRules {
             rules,
             default: raw.default,
+            strategy: raw.domain_strategy,
         })
     }
 
     fn handle(&self, session: &Snapshot, _payload: &[u8]) -> Verdict {
+        let resolved = session.resolved_ips();
         let facts = Facts {
             session,
             domain: session.route_domain(),
-            target_ip: session.target_ip(),
+            ips: match (session.target_ip(), &resolved) {
+                (Some(ip), _) => vec![ip],
+                (None, Some(ips)) => ips.clone(),
+                (None, None) => Vec::new(),
+            },
             source: session.source_addr(),
         };
-        if let Some(rule) = self.rules.iter().find(|r| r.matches(&facts)) {
+        // A domain not resolved yet, which the strategy may resolve.
+        let unresolved = match &facts.domain {
+            Some(d) if resolved.is_none() && facts.ips.is_empty() => Some(d.as_str()),
+            _ => None,
+        };
+        let mut decided = None;
+        for rule in &self.rules {
+            if self.strategy == DomainStrategy::IpOnDemand
+                && rule.needs_ip()
+                && let Some(name) = unresolved
+            {
+                return Verdict::Matched(Delta::new().resolve(name));
+            }
+            if rule.matches(&facts) {
+                decided = Some(rule);
+                break;
+            }
+        }
+        if let Some(rule) = decided {
             return Verdict::Matched(
                 Delta::new()
                     .outbound(&rule.outbound)
                     .set(RULE_ATTRIBUTE, &rule.name),
             );
+        }
+        if let (DomainStrategy::IpIfNonMatch, Some(name)) = (self.strategy, unresolved) {
+            return Verdict::Matched(Delta::new().resolve(name));
         }
         match &self.default {
             Some(tag) => {
@@ -279,6 +336,11 @@ impl Rule {
         Ok(rule)
     }
 
+    /// Whether the rule looks at the target's address.
+    fn needs_ip(&self) -> bool {
+        self.ip.is_some() || self.rule_set.is_some()
+    }
+
     fn matches(&self, f: &Facts<'_>) -> bool {
         let s = f.session;
         field(&self.inbound, |t| *t == s.inbound_tag)
@@ -302,7 +364,7 @@ impl Rule {
             && field(&self.source, |c| {
                 f.source.is_some_and(|a| c.contains(a.ip()))
             })
-            && field(&self.ip, |c| f.target_ip.is_some_and(|ip| c.contains(ip)))
+            && field(&self.ip, |c| f.ips.iter().any(|ip| c.contains(*ip)))
             && field(&self.domain, |m| {
                 f.domain.as_deref().is_some_and(|d| match m {
                     DomainCond::Match(m) => m.matches(d),
@@ -310,11 +372,15 @@ impl Rule {
                 })
             })
             && field(&self.rule_set, |set| {
-                set.matches(&geodata::Query {
+                let query = |ip| geodata::Query {
                     domain: f.domain.as_deref(),
-                    ip: f.target_ip,
+                    ip,
                     source: f.source.map(|a| a.ip()),
-                })
+                };
+                match f.ips.as_slice() {
+                    [] => set.matches(&query(None)),
+                    ips => ips.iter().any(|ip| set.matches(&query(Some(*ip)))),
+                }
             })
             && self.attrs.as_ref().is_none_or(|attrs| {
                 attrs
@@ -338,16 +404,8 @@ fn nonempty(s: &str) -> Result<&str, String> {
 }
 
 fn domain_cond(s: &str) -> Result<DomainCond, String> {
-    if s.starts_with("geosite:") {
+    if s.starts_with("geosite:") || s.starts_with("ext:") {
         return DomainList::open(s).map(DomainCond::List);
-    }
-    if let Some(kind) = ["ext:", "ext-domain:", "ext-site:"]
-        .into_iter()
-        .find(|k| s.starts_with(k))
-    {
-        return Err(format!(
-            "{kind} lists are not supported yet: {s:?} (use [geodata] geosite or a rule-set)"
-        ));
     }
     DomainMatcher::parse(s).map(DomainCond::Match)
 }
@@ -359,7 +417,7 @@ fn cidr(s: &str) -> Result<IpCond, String> {
         (None, Some(code)) => (true, format!("geoip:{code}")),
         (None, None) => (false, s.to_string()),
     };
-    if list.starts_with("geoip:") {
+    if list.starts_with("geoip:") || list.starts_with("ext:") {
         let l = IpList::open(&list)?;
         return Ok(if negated {
             IpCond::NotIn(l)
@@ -367,16 +425,8 @@ fn cidr(s: &str) -> Result<IpCond, String> {
             IpCond::In(l)
         });
     }
-    if let Some(kind) = ["ext:", "ext-ip:"]
-        .into_iter()
-        .find(|k| list.starts_with(k))
-    {
-        return Err(format!(
-            "{kind} lists are not supported yet: {s:?} (use [geodata] geoip or a rule-set)"
-        ));
-    }
     if negated {
-        return Err(format!("only geoip: lists can be negated: {s:?}"));
+        return Err(format!("only geoip: and ext: lists can be negated: {s:?}"));
     }
     Cidr::parse(s).map(IpCond::Cidr)
 }

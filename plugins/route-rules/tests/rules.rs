@@ -347,7 +347,7 @@ fn refuses_bad_configs_naming_the_place() {
         ),
         (
             r#"{"rule":[{"ip":["!10.0.0.0/8"],"outbound":"x"}]}"#,
-            "rule[0].ip[0]: only geoip: lists can be negated",
+            "rule[0].ip[0]: only geoip: and ext: lists can be negated",
         ),
         (
             r#"{"rule":[{"source":"nope","outbound":"x"}]}"#,
@@ -503,10 +503,101 @@ fn geosite_geoip_and_rule_sets_come_from_the_daemons_geodata() {
         ),
         (
             r#"{"rule":[{"domain":"ext:my.dat:foo","outbound":"x"}]}"#,
-            "rule[0].domain: ext: lists are not supported yet",
+            "rule[0].domain: no list \"ext:my.dat:foo\"",
         ),
     ] {
         let e = configure_error::<RouteRules>(config);
         assert!(e.starts_with(error), "{config}: {e}");
     }
+}
+
+/// What the router answers: `Resolve(name)` when it asks the host for addresses.
+#[derive(Debug, PartialEq)]
+enum Answer {
+    Resolve(String),
+    Rule(String),
+    NoMatch,
+}
+
+fn answer(h: &Harness<RouteRules>, s: &wasmray_plugin_sdk::Snapshot) -> Answer {
+    match h.handle(s, b"").delta() {
+        None => Answer::NoMatch,
+        Some(d) => match d.get("dns.resolve") {
+            Some(name) => {
+                assert_eq!(d.outbound, None, "a resolve request decides nothing");
+                Answer::Resolve(name.to_string())
+            }
+            None => Answer::Rule(d.get(RULE_ATTRIBUTE).expect("route.rule").to_string()),
+        },
+    }
+}
+
+#[test]
+fn domain_strategies_resolve_when_xray_would() {
+    let rules = r#""rule": [
+        {"domain": "suffix:named.example", "outbound": "a", "tag": "named"},
+        {"ip": ["10.0.0.0/8"], "outbound": "b", "tag": "private"},
+        {"port": 25, "outbound": "block", "tag": "smtp"}
+    ]"#;
+    let with = |strategy: &str| router(&format!(r#"{{"domain_strategy": "{strategy}", {rules}}}"#));
+    let first = |host: &str, port| b().target(host, port).build();
+    let again = |host: &str, port, ips: &[&str]| b().target(host, port).resolved(host, ips).build();
+    let rule = |r: &str| Answer::Rule(r.into());
+    let resolve = |n: &str| Answer::Resolve(n.into());
+
+    let as_is = with("as_is");
+    assert_eq!(
+        answer(&as_is, &first("x.other.example", 443)),
+        Answer::NoMatch
+    );
+    assert_eq!(answer(&as_is, &first("10.1.1.1", 443)), rule("private"));
+
+    for name in ["ip_if_non_match", "IPIfNonMatch"] {
+        let h = with(name);
+        // A domain rule matched: nothing to resolve.
+        assert_eq!(answer(&h, &first("www.named.example", 443)), rule("named"));
+        // Port 25 matches without an address, before any resolution.
+        assert_eq!(answer(&h, &first("mail.other.example", 25)), rule("smtp"));
+        assert_eq!(
+            answer(&h, &first("X.Other.Example", 443)),
+            resolve("x.other.example")
+        );
+        assert_eq!(
+            answer(
+                &h,
+                &again("x.other.example", 443, &["192.0.2.1", "10.9.9.9"])
+            ),
+            rule("private")
+        );
+        assert_eq!(
+            answer(&h, &again("x.other.example", 443, &["192.0.2.1"])),
+            Answer::NoMatch
+        );
+        // Nothing resolved (failure or timeout): routed without, never asked twice.
+        assert_eq!(
+            answer(&h, &again("x.other.example", 443, &[])),
+            Answer::NoMatch
+        );
+        // An IP target has its address already.
+        assert_eq!(answer(&h, &first("192.0.2.1", 443)), Answer::NoMatch);
+    }
+
+    let h = with("ip_on_demand");
+    assert_eq!(answer(&h, &first("www.named.example", 443)), rule("named"));
+    // The ip rule comes before the port rule: resolved even though port 25 would match.
+    assert_eq!(
+        answer(&h, &first("mail.other.example", 25)),
+        resolve("mail.other.example")
+    );
+    assert_eq!(
+        answer(&h, &again("mail.other.example", 25, &["192.0.2.1"])),
+        rule("smtp")
+    );
+    assert_eq!(
+        answer(&h, &again("mail.other.example", 25, &["10.0.0.1"])),
+        rule("private")
+    );
+
+    let e = configure_error::<RouteRules>(r#"{"domain_strategy": "UseIP", "rule": []}"#);
+    assert!(e.contains("unknown variant"), "{e}");
 }
