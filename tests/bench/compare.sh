@@ -18,7 +18,7 @@ ROUNDS=${ROUNDS:-100}
 UUID=27848739-7e62-4138-9fd3-098a63964b6b
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-cargo build --release --locked -p wasmray --bin wasmray -p wasmray-tests --bin loadgen
+cargo build --release --locked -p wasmray --bin wasmray -p wasmray-tests --bin loadgen --bin geodata-gen
 bash tests/install-peers.sh >/dev/null
 WORK=$(mktemp -d)
 PIDS=()
@@ -194,6 +194,75 @@ vision_bench() {
 if [ -n "$SINGBOX" ]; then
   vision_bench wasmray wasmray_vision_config toml target/release/wasmray run -c {}
   vision_bench sing-box singbox_vision_config json "$SINGBOX" run -c {}
+fi
+
+# The routing-data rows: each server with a 100k-domain geosite and a 100k-CIDR geoip
+# in its rules (sing-box: the same entries as .srs rule-sets), then with the same rules
+# naming no list; start, idle RSS, and RSS after routing sessions to targets in the
+# lists (tests/bench/geodata.py). GEO=lists or plain picks the variant.
+GEODIR="$WORK/geo"
+target/release/geodata-gen --out "$GEODIR"
+# Every server's default is block: a target a rule misses never leaves loopback.
+wasmray_geo_config() {
+  wasmray_config "$1" | sed 's/^default = "direct"$/default = "block"/'
+  if [ "$GEO" = lists ]; then
+    printf '[[plugins.config.route-rules.rule]]\ndomain = ["geosite:bench"]\noutbound = "block"\n'
+    printf '[[plugins.config.route-rules.rule]]\nip = ["geoip:bench"]\noutbound = "block"\n'
+    printf '[geodata]\ngeosite = "%s"\ngeoip = "%s"\n' "$GEODIR/geosite.dat" "$GEODIR/geoip.dat"
+  else
+    printf '[[plugins.config.route-rules.rule]]\ndomain = ["suffix:example"]\noutbound = "block"\n'
+    printf '[[plugins.config.route-rules.rule]]\nip = ["0.0.0.0/0", "::/0"]\noutbound = "block"\n'
+  fi
+  printf '[[outbound]]\ntag = "block"\ntype = "block"\n'
+}
+v2ray_geo_config() {
+  local domain='"geosite:bench"' ip='"geoip:bench"'
+  [ "$GEO" = lists ] || { domain='"domain:example"'; ip='"0.0.0.0/0", "::/0"'; }
+  v2ray_config "$1" | python3 -c '
+import json, sys
+c = json.load(sys.stdin)
+c["outbounds"].insert(0, {"protocol": "blackhole", "tag": "block"})
+c["routing"] = {"rules": [
+    {"type": "field", "domain": ['"$domain"'], "outboundTag": "block"},
+    {"type": "field", "ip": ['"$ip"'], "outboundTag": "block"}]}
+print(json.dumps(c))'
+}
+singbox_geo_config() {
+  singbox_config "$1" | GEO="$GEO" GEODIR="$GEODIR" python3 -c '
+import json, os, sys
+c = json.load(sys.stdin)
+d = os.environ["GEODIR"]
+c["outbounds"].append({"type": "block", "tag": "block"})
+c["route"]["final"] = "block"
+if os.environ["GEO"] == "lists":
+    c["route"]["rule_set"] = [
+        {"tag": "bench-site", "type": "local", "format": "binary", "path": d + "/bench-site.srs"},
+        {"tag": "bench-ip", "type": "local", "format": "binary", "path": d + "/bench-ip.srs"}]
+    c["route"]["rules"] += [{"rule_set": ["bench-site", "bench-ip"], "action": "reject"}]
+else:
+    c["route"]["rules"] += [{"domain_suffix": ["example"], "action": "reject"},
+                            {"ip_cidr": ["0.0.0.0/0", "::/0"], "action": "reject"}]
+print(json.dumps(c))'
+}
+# geo_bench NAME CONFIG-WRITER EXT COMMAND...: both variants of one server.
+geo_bench() {
+  local name=$1
+  for GEO in lists plain; do
+    prepare "$name-geo-$GEO" "${@:2}"
+    python3 tests/bench/startup.py "$name-geo-$GEO" "$PORT" "$STARTS" -- "${CMD[@]}" \
+      | tee -a "$WORK/results.jsonl" >&2
+    launch "$name-geo-$GEO"
+    python3 tests/bench/geodata.py --name "$name-geo-$GEO" --pid "$PID" --port "$PORT" \
+      --uuid "$UUID" | tee -a "$WORK/results.jsonl" >&2
+    kill "$PID"; wait "$PID" 2>/dev/null || true
+  done
+}
+geo_bench wasmray wasmray_geo_config toml target/release/wasmray run -c {}
+geo_bench v2ray v2ray_geo_config json env V2RAY_LOCATION_ASSET="$GEODIR" v2ray -config {}
+if [ -n "$SINGBOX" ]; then
+  "$SINGBOX" rule-set compile --output "$GEODIR/bench-site.srs" "$GEODIR/bench-site.json"
+  "$SINGBOX" rule-set compile --output "$GEODIR/bench-ip.srs" "$GEODIR/bench-ip.json"
+  geo_bench sing-box singbox_geo_config json "$SINGBOX" run -c {}
 fi
 
 VERSIONS=$(printf 'wasmray %s (%s); %s; %s' \

@@ -65,7 +65,8 @@ def main():
         return r.get(field), None
 
     stats_runs = [s for s in servers if s.startswith("wasmray-stats-")]
-    servers = [s for s in servers if s not in stats_runs]
+    geo_runs = [s for s in servers if "-geo-" in s]
+    servers = [s for s in servers if s not in stats_runs and s not in geo_runs]
     peers = [s for s in servers if s != "wasmray"]
     out = []
     out.append("# Benchmarks\n")
@@ -112,7 +113,61 @@ def main():
         out.append(f"| {label} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
     out.append("")
     out.extend(stats_cost(results, stats_runs))
+    out.extend(geodata_cost(results, geo_runs))
     print("\n".join(out))
+
+
+GEO_ROWS = [
+    # (scenario, field, label)
+    ("start", "start_ms", "start: exec to listening, ms"),
+    ("start", "rss_mib", "idle after start, RSS MiB"),
+    ("geodata", "rss_mib", "after the routed sessions, RSS MiB"),
+    ("geodata", "hwm_mib", "peak RSS (VmHWM), MiB"),
+]
+
+
+def geodata_cost(results, runs):
+    """The routing-data rows: each server with the 100k-domain and 100k-CIDR lists in
+    its rules and without them (the same rules without lists), and the difference."""
+    names = []
+    for r in runs:
+        name = r.rsplit("-geo-", 1)[0]
+        if name not in names and (f"{name}-geo-lists", "geodata") in results:
+            names.append(name)
+    if not names:
+        return []
+    sample = results[(f"{names[0]}-geo-lists", "geodata")]
+    out = ["## Routing data: 100,000 domains and 100,000 CIDRs\n",
+           "Each server with a geosite of 100,000 domains and a geoip of 100,000 CIDRs (sing-box:",
+           "the same entries compiled to `.srs` by `sing-box rule-set compile`) used by its",
+           "routing rules, and the same server with rules naming no list. "
+           f"{sample.get('sessions')} sessions",
+           f"with targets in the lists, {sample.get('concurrency', 64)} at once, then the RSS from /proc",
+           "(`tests/bench/geodata.py`; files from `geodata-gen`). wasmray's plugin instances hold",
+           "handles into the host's one copy, so its row does not grow with their number.\n"]
+
+    def get(server, variant, scenario, field):
+        r = results.get((f"{server}-geo-{variant}", scenario))
+        return None if r is None or "error" in r else r.get(field)
+
+    out.append("| | " + " | ".join(names) + " |")
+    out.append("|" + "---|" * (1 + len(names)))
+    for scenario, field, label in GEO_ROWS:
+        for variant, words in (("lists", "with the lists"), ("plain", "without")):
+            cells = [get(n, variant, scenario, field) for n in names]
+            out.append(f"| {label}, {words} | " + " | ".join("-" if c is None else f"{c:g}" for c in cells) + " |")
+    for scenario, field, label in (("geodata", "rss_mib", "RSS the lists add after the sessions, MiB"),
+                                   ("start", "start_ms", "start time the lists add, ms")):
+        cells = []
+        for n in names:
+            a, b = get(n, "lists", scenario, field), get(n, "plain", scenario, field)
+            cells.append("-" if a is None or b is None else f"{a - b:+.1f}")
+        out.append(f"| **{label}** | " + " | ".join(cells) + " |")
+    failed = {n: get(n, "lists", "geodata", "failed") for n in names}
+    out.append("")
+    out.append("Sessions that failed to connect (should be 0): " +
+               ", ".join(f"{n} {v}" for n, v in failed.items()) + "\n")
+    return out
 
 
 def stats_cost(results, runs):

@@ -318,3 +318,26 @@ fn srs_files_with_items_wasmray_cannot_route_on_are_refused_by_name() {
         let _ = wasmray::geodata::srs::parse(&bytes[..cut]);
     }
 }
+
+#[tokio::test]
+async fn an_ext_file_is_watched_once_a_rule_has_opened_it() {
+    let server = start(&["allowed.test"]).await;
+    let echo = servers::echo().await;
+    assert!(direct(&server, echo, "www.ext.test").await);
+    assert!(!direct(&server, echo, "new-ext.test").await);
+    let dir = server.certs.path().to_path_buf();
+    let ext = write::geosite(&[("extra", vec![(2, "new-ext.test", &[][..])])]);
+    std::fs::write(dir.join("my-ext.dat.tmp"), ext).unwrap();
+    std::fs::rename(dir.join("my-ext.dat.tmp"), dir.join("my-ext.dat")).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !direct(&server, echo, "new-ext.test").await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the changed ext file was never served"
+        );
+    }
+    assert!(
+        !direct(&server, echo, "www.ext.test").await,
+        "the old list is gone"
+    );
+}

@@ -18,7 +18,7 @@ use crate::dns;
 use crate::metrics::Metrics;
 use crate::mux::{MuxStream, SubPackets, SubSessions};
 use crate::outbound::{Outbound, Outbounds};
-use crate::plugin::{Pipeline, Registry, SniffOutcome};
+use crate::plugin::{Blocked, Pipeline, Registry, SniffOutcome};
 use crate::session::{Failure, Outcome, Snapshot};
 use crate::stats::Stats;
 
@@ -67,23 +67,9 @@ impl Dispatcher {
                 return Err(Failure::Blocked);
             }
         };
-        let Ok(decided) = pipeline.route(&sniffed) else {
+        let Ok((decided, answer)) = self.decide(&pipeline, &sniffed).await else {
             log.end(Outcome::Blocked);
             return Err(Failure::Blocked);
-        };
-        let (decided, answer) = match decided.attr(dns::RESOLVE_ATTRIBUTE) {
-            None => (decided, None),
-            Some(name) => {
-                let name = name.to_string();
-                let ips = self.lookup(&name).await;
-                match pipeline.route(&resolved::with_answer(&sniffed, &name, &ips)) {
-                    Ok(d) => (d, Some((name, ips))),
-                    Err(_) => {
-                        log.end(Outcome::Blocked);
-                        return Err(Failure::Blocked);
-                    }
-                }
-            }
         };
         log.decided(&decided);
         match self.outbounds.pick(decided.outbound.as_deref()) {
@@ -111,7 +97,27 @@ impl Dispatcher {
     }
 }
 
+/// A name the route stage asked about, and what the resolver answered.
+type Answer = (String, Vec<std::net::IpAddr>);
+
 impl Dispatcher {
+    /// The route stage's decision on `sniffed`: once, or twice when a route plugin
+    /// asked for a name's addresses first (then with the answer beside it).
+    async fn decide(
+        &self,
+        pipeline: &Pipeline,
+        sniffed: &Snapshot,
+    ) -> Result<(Snapshot, Option<Answer>), Blocked> {
+        let decided = pipeline.route(sniffed)?;
+        let Some(name) = decided.attr(dns::RESOLVE_ATTRIBUTE) else {
+            return Ok((decided, None));
+        };
+        let name = name.to_string();
+        let ips = self.lookup(&name).await;
+        let decided = pipeline.route(&resolved::with_answer(sniffed, &name, &ips))?;
+        Ok((decided, Some((name, ips))))
+    }
+
     /// The answer for a name a route plugin asked about; empty when there is none in
     /// time (routing goes on without addresses, as Xray's does).
     async fn lookup(&self, name: &str) -> Vec<std::net::IpAddr> {
