@@ -45,18 +45,25 @@ pub enum DnsError {
     Unavailable(Arc<str>),
 }
 
-/// One shared resolver; cheap to clone.
+/// One shared resolver; cheap to clone. Built at its first lookup, not at start: most
+/// configs never resolve, and a daemon that does not should not read the system's
+/// DNS configuration or build a TLS root store for nothing.
 #[derive(Clone)]
 pub struct Resolver {
-    inner: Result<TokioResolver, Arc<str>>,
+    shared: Arc<Lazy>,
     timeout: Duration,
-    warned: Arc<std::sync::atomic::AtomicBool>,
+}
+
+struct Lazy {
+    config: DnsConfig,
+    tls: std::sync::Mutex<Option<rustls::ClientConfig>>,
+    built: std::sync::OnceLock<Result<TokioResolver, Arc<str>>>,
 }
 
 impl Resolver {
     /// The resolver `config` describes, trusting the web's roots for DNS over HTTPS.
     /// A system configuration that cannot be read leaves a resolver whose every lookup
-    /// fails with the reason (the daemon still starts).
+    /// fails with the reason (logged once).
     pub fn new(config: &DnsConfig) -> Resolver {
         Self::build(config, None)
     }
@@ -67,22 +74,28 @@ impl Resolver {
     }
 
     fn build(config: &DnsConfig, tls: Option<rustls::ClientConfig>) -> Resolver {
+        let shared = Lazy {
+            config: config.clone(),
+            tls: std::sync::Mutex::new(tls),
+            built: std::sync::OnceLock::new(),
+        };
         Resolver {
-            inner: builder(config, tls).map_err(Arc::<str>::from),
+            shared: Arc::new(shared),
             timeout: config.timeout,
-            warned: Arc::default(),
         }
     }
 
-    /// The resolver, or why there is none (logged at the first lookup, not at start:
-    /// most configs never resolve).
+    /// The resolver, built on first use, or why there is none.
     fn ready(&self) -> Result<&TokioResolver, DnsError> {
-        self.inner.as_ref().map_err(|e| {
-            if !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        let lazy = &*self.shared;
+        let built = lazy.built.get_or_init(|| {
+            let tls = crate::util::lock(&lazy.tls).take();
+            builder(&lazy.config, tls).map_err(|e| {
                 tracing::warn!("dns: {e}; routing that needs an address routes without one");
-            }
-            DnsError::Unavailable(e.clone())
-        })
+                Arc::<str>::from(e)
+            })
+        });
+        built.as_ref().map_err(|e| DnsError::Unavailable(e.clone()))
     }
 
     /// How long [`Resolver::resolve`] waits at most.
