@@ -30,7 +30,9 @@ pub fn install() {
         let writer = sink.clone();
         let _ = tracing_subscriber::fmt()
             .with_ansi(false)
-            .with_env_filter("warn,access=info,wasmray::vless::vision=debug,wasmray::relay=debug")
+            .with_env_filter(
+                "warn,access=info,wasmray::vless::vision=debug,wasmray::relay=debug,wasmray::plugin::instance=info",
+            )
             .with_writer(move || writer.clone())
             .try_init();
         sink

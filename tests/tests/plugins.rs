@@ -416,3 +416,50 @@ async fn a_file_overrides_a_builtin_until_it_is_removed() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+#[test]
+fn a_plugin_that_keeps_failing_is_quarantined_per_its_policy_and_comes_back() {
+    use std::collections::BTreeMap;
+    use wasmray::config::{OnError, Quarantine};
+    use wasmray::plugin::{Pipeline, PipelineSettings};
+    logcapture::install();
+    let hostile = Arc::new(load(&std::fs::read(HOSTILE).unwrap(), "{}").unwrap());
+    let pipeline = Pipeline {
+        generation: 1,
+        plugins: vec![hostile],
+        settings: PipelineSettings {
+            sniff_window: Duration::from_millis(200),
+            // Skip for the others; this one closes the session when it fails.
+            on_error: OnError::Skip,
+            policies: BTreeMap::from([("hostile".to_string(), OnError::Block)]),
+            quarantine: Quarantine {
+                failures: 3,
+                window: Duration::from_secs(30),
+                backoff: Duration::from_millis(200),
+                max_backoff: Duration::from_secs(1),
+            },
+            dest_override: Vec::new(),
+            route_only: false,
+        },
+    };
+    let s = snapshot();
+    let sniff = |payload: &[u8]| {
+        let mut state = pipeline.new_sniff_state();
+        pipeline.sniff(&s, payload, &mut state).is_ok()
+    };
+    assert!(sniff(b"GET / HTTP/1.1\r\n"), "a call that succeeds");
+    for _ in 0..3 {
+        assert!(!sniff(b"HOSTILE panic\n"), "block: the session is closed");
+    }
+    // Quarantined: not called, so even a benign session follows its policy.
+    assert!(!sniff(b"GET / HTTP/1.1\r\n"), "skipped while quarantined");
+    assert!(logcapture::all().contains("plugin quarantined for 0.2s"));
+    // After the backoff one trial call runs; it succeeds and the plugin is back.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !sniff(b"GET / HTTP/1.1\r\n") {
+        assert!(std::time::Instant::now() < deadline, "never tried again");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(logcapture::all().contains("plugin back in the pipeline"));
+    assert!(sniff(b"GET / HTTP/1.1\r\n"));
+}

@@ -10,6 +10,7 @@ mod inbound;
 mod layers;
 mod outbound;
 mod plugins;
+mod policy;
 mod raw;
 mod share_links;
 pub mod tls;
@@ -24,6 +25,7 @@ pub use dns::{DnsConfig, DnsServer};
 pub use error::{ConfigError, ConfigErrors};
 pub use layers::{Security, Transport};
 pub use plugins::toml_to_json;
+pub use policy::Quarantine;
 pub use tls::{ApiTls, TlsIdentity};
 pub use units::{parse_duration, parse_size};
 
@@ -335,7 +337,12 @@ pub struct PluginsConfig {
     pub sniff_window: Duration,
     pub call_timeout: Duration,
     pub memory_limit: u64,
+    /// What a session does when a plugin fails (`[plugins] on_error`) ...
     pub on_error: OnError,
+    /// ... unless the plugin has its own (`[plugins.policy.NAME] on_error`).
+    pub policies: BTreeMap<String, OnError>,
+    /// `[plugins.quarantine]`: when a plugin that keeps failing is taken out.
+    pub quarantine: Quarantine,
     /// Sniffed protocols (prefix match, as Xray) whose domain replaces the target.
     pub dest_override: Vec<String>,
     /// Use the sniffed domain for routing only; dial the original target.

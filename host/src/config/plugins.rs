@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use super::PluginsConfig;
 use super::error::Errors;
+use super::policy;
 use super::raw::RawPlugins;
 use super::units::{parse_duration, parse_size};
-use super::{OnError, PluginsConfig};
 
 /// The pipeline when the config names none: the built-in plugins.
 pub const DEFAULT_PIPELINE: [&str; 3] = ["sniff-http", "sniff-tls", "route-rules"];
@@ -51,21 +52,13 @@ pub fn validate(
             "must be at least 64KiB (one wasm page)",
         );
     }
-    let on_error = match raw.on_error.as_deref() {
-        None | Some("skip") => OnError::Skip,
-        Some("block") => OnError::Block,
-        Some(other) => {
-            errors.push(
-                "plugins.on_error",
-                format!("unknown policy {other:?}; use skip or block"),
-            );
-            OnError::Skip
-        }
-    };
+    let on_error = policy::on_error(raw.on_error.as_deref(), "plugins.on_error", errors);
     let pipeline = raw
         .pipeline
         .unwrap_or_else(|| DEFAULT_PIPELINE.iter().map(|s| s.to_string()).collect());
     check_pipeline(&pipeline, errors);
+    let policies = policy::policies(raw.policy, &pipeline, errors);
+    let quarantine = policy::quarantine(raw.quarantine, errors);
     let config = raw
         .config
         .into_iter()
@@ -81,6 +74,8 @@ pub fn validate(
         call_timeout,
         memory_limit,
         on_error,
+        policies,
+        quarantine,
         dest_override: raw
             .dest_override
             .unwrap_or_else(|| vec!["http".into(), "tls".into()]),

@@ -210,4 +210,22 @@ pub struct RawPlugins {
     pub cache: Option<String>,
     #[serde(default)]
     pub config: BTreeMap<String, toml::Table>,
+    #[serde(default)]
+    pub policy: BTreeMap<String, RawPolicy>,
+    pub quarantine: Option<RawQuarantine>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub on_error: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuarantine {
+    pub failures: Option<u64>,
+    pub window: Option<String>,
+    pub backoff: Option<String>,
+    pub max_backoff: Option<String>,
 }

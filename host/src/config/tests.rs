@@ -251,3 +251,38 @@ fn flows_on_users_and_outbounds_as_xray_accepts_them() {
             .contains("outbound[1].mux: Mux.Cool cannot carry TCP")
     );
 }
+
+#[test]
+fn failure_policies_per_plugin_and_quarantine_are_checked() {
+    let with = |extra: &str| check(&format!("{GOOD}\n{extra}"));
+    let c = with(
+        "[plugins.policy.route-rules]\non_error = \"block\"\n[plugins.quarantine]\nfailures = 3\nbackoff = \"1s\"",
+    )
+    .unwrap();
+    assert_eq!(c.plugins.policies["route-rules"], OnError::Block);
+    assert_eq!(c.plugins.on_error, OnError::Skip);
+    let q = c.plugins.quarantine;
+    assert_eq!((q.failures, q.backoff), (3, Duration::from_secs(1)));
+    assert_eq!(q.window, Quarantine::default().window);
+    for (extra, error) in [
+        (
+            "[plugins.policy.nope]\non_error = \"block\"",
+            "plugins.policy.nope: names no plugin of plugins.pipeline",
+        ),
+        (
+            "[plugins.policy.sniff-tls]\non_error = \"explode\"",
+            "plugins.policy.sniff-tls.on_error: unknown policy",
+        ),
+        (
+            "[plugins.quarantine]\nbackoff = \"1m\"\nmax_backoff = \"10s\"",
+            "plugins.quarantine.max_backoff: must be at least",
+        ),
+        (
+            "[plugins.quarantine]\nwindow = \"0s\"",
+            "plugins.quarantine.window: must be more than zero",
+        ),
+    ] {
+        let err = with(extra).unwrap_err();
+        assert!(err.contains(error), "{extra}: {err}");
+    }
+}

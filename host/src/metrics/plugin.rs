@@ -8,6 +8,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -37,6 +38,8 @@ impl MetricConstructor<Histogram> for Buckets {
 #[derive(Debug, Clone)]
 pub struct PluginMetrics {
     calls: Family<PluginLabel, Counter>,
+    quarantines: Family<PluginLabel, Counter>,
+    quarantined: Family<PluginLabel, Gauge>,
     errors: Family<PluginErrorLabels, Counter>,
     seconds: Family<PluginLabel, Histogram, Buckets>,
 }
@@ -45,6 +48,8 @@ impl Default for PluginMetrics {
     fn default() -> Self {
         PluginMetrics {
             calls: Family::default(),
+            quarantines: Family::default(),
+            quarantined: Family::default(),
             errors: Family::default(),
             seconds: Family::new_with_constructor(Buckets),
         }
@@ -64,6 +69,16 @@ impl PluginMetrics {
             self.errors.clone(),
         );
         r.register(
+            "plugin_quarantines",
+            "Times a plugin was taken out of the pipeline after repeated failures, by plugin",
+            self.quarantines.clone(),
+        );
+        r.register(
+            "plugin_quarantined",
+            "1 while a plugin is out of the pipeline (its stage follows its on_error), by plugin",
+            self.quarantined.clone(),
+        );
+        r.register(
             "plugin_call_seconds",
             "Time of one plugin call, by plugin",
             self.seconds.clone(),
@@ -78,6 +93,8 @@ impl PluginMetrics {
         PluginMeters {
             name: name.clone(),
             calls: self.calls.get_or_create_owned(&label),
+            quarantines: self.quarantines.get_or_create_owned(&label),
+            quarantined: self.quarantined.get_or_create_owned(&label),
             seconds: self.seconds.get_or_create_owned(&label),
             errors: self.errors.clone(),
         }
@@ -89,11 +106,21 @@ impl PluginMetrics {
 pub struct PluginMeters {
     name: Arc<str>,
     calls: Counter,
+    quarantines: Counter,
+    quarantined: Gauge,
     seconds: Histogram,
     errors: Family<PluginErrorLabels, Counter>,
 }
 
 impl PluginMeters {
+    /// The plugin was taken out of the pipeline (`true`) or put back.
+    pub fn quarantined(&self, out: bool) {
+        if out {
+            self.quarantines.inc();
+        }
+        self.quarantined.set(i64::from(out));
+    }
+
     /// One call that took `took`, failed with an error of `kind` if any.
     pub fn call(&self, took: Duration, failed: Option<&'static str>) {
         self.calls.inc();

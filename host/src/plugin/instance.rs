@@ -71,6 +71,8 @@ pub struct LoadedPlugin {
     errors: RateLimit,
     meters: crate::metrics::PluginMeters,
     geodata: Arc<GeoData>,
+    /// Failures and quarantine (kept while this version and config serve).
+    pub(super) health: super::health::Health,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -130,6 +132,7 @@ impl LoadedPlugin {
             pool: Mutex::new(Vec::new()),
             errors: RateLimit::default(),
             geodata: parts.geodata,
+            health: Default::default(),
         };
         let slot = plugin.new_slot()?;
         plugin.release(slot);
@@ -172,6 +175,22 @@ impl LoadedPlugin {
             }
         };
         Ok(answer)
+    }
+
+    /// Logs and counts a quarantine taken or lifted.
+    pub(super) fn transition(&self, t: super::health::Transition) {
+        use super::health::Transition;
+        match t {
+            Transition::None => {}
+            Transition::Quarantined(backoff) => {
+                tracing::warn!(plugin = %self.name, source = %self.source, "plugin quarantined for {}s after repeated failures: its stage follows its on_error until a trial call succeeds", backoff.as_secs_f64());
+                self.meters.quarantined(true);
+            }
+            Transition::Recovered => {
+                tracing::info!(plugin = %self.name, "plugin back in the pipeline: its trial call succeeded");
+                self.meters.quarantined(false);
+            }
+        }
     }
 
     /// Logs a failed call with the plugin's name, at most once a second per plugin

@@ -26,6 +26,7 @@ mod engine;
 pub mod engine_config;
 mod error;
 mod geodata_host;
+mod health;
 mod instance;
 mod load;
 mod pipeline;
@@ -41,7 +42,7 @@ pub use instance::Source;
 pub use instance::{Answer, LoadedPlugin};
 pub use load::{CONTRACT, Code, load_plugin};
 pub use pipeline::Blocked;
-pub use pipeline::{Pipeline, SniffOutcome, SniffState};
+pub use pipeline::{Pipeline, PipelineSettings, SniffOutcome, SniffState};
 pub use registry::{Prepared, Registry};
 
 /// What the runtime needs from the configuration.

@@ -3,12 +3,13 @@
 //! A session holds the `Arc<Pipeline>` it started with, so a hot swap never changes the
 //! plugins under a session in flight.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::bindings::types::Stage;
 use super::instance::{Answer, LoadedPlugin};
-use crate::config::OnError;
+use crate::config::{OnError, Quarantine};
 use crate::session::{Delta, Merge, Snapshot, apply_sniffed, merge};
 
 /// Settings of the pipeline that come from `[plugins]`.
@@ -16,6 +17,9 @@ use crate::session::{Delta, Merge, Snapshot, apply_sniffed, merge};
 pub struct PipelineSettings {
     pub sniff_window: Duration,
     pub on_error: OnError,
+    /// Plugins with their own `on_error`.
+    pub policies: BTreeMap<String, OnError>,
+    pub quarantine: Quarantine,
     pub dest_override: Vec<String>,
     pub route_only: bool,
 }
@@ -145,25 +149,40 @@ impl Pipeline {
         Ok(merge(snapshot, &merges))
     }
 
-    /// One call with the `on_error` policy: a failure is logged (rate-limited) and
-    /// either counts as "no match" or blocks the session.
+    /// One call with the plugin's `on_error` policy: a failure is logged
+    /// (rate-limited) and either counts as "no match" or blocks the session. A
+    /// quarantined plugin is not called: its stage follows the policy as if it failed.
     fn call(
         &self,
         plugin: &Arc<LoadedPlugin>,
         snapshot: &Snapshot,
         payload: &[u8],
     ) -> Result<Answer, Blocked> {
+        if !plugin.health.admit() {
+            return self.failed(plugin);
+        }
         match plugin.handle(snapshot, payload) {
-            Ok(answer) => Ok(answer),
+            Ok(answer) => {
+                plugin.transition(plugin.health.succeeded());
+                Ok(answer)
+            }
             Err(e) => {
                 plugin.report(&e);
-                match self.settings.on_error {
-                    OnError::Skip => Ok(Answer::NoMatch),
-                    OnError::Block => Err(Blocked {
-                        plugin: plugin.name.clone(),
-                    }),
-                }
+                let quarantine = &self.settings.quarantine;
+                plugin.transition(plugin.health.failed(quarantine));
+                self.failed(plugin)
             }
+        }
+    }
+
+    /// What the plugin's policy makes of a call that failed or was not made.
+    fn failed(&self, plugin: &Arc<LoadedPlugin>) -> Result<Answer, Blocked> {
+        let policy = self.settings.policies.get(&*plugin.name);
+        match policy.copied().unwrap_or(self.settings.on_error) {
+            OnError::Skip => Ok(Answer::NoMatch),
+            OnError::Block => Err(Blocked {
+                plugin: plugin.name.clone(),
+            }),
         }
     }
 }

@@ -313,6 +313,8 @@ fn build(
         settings: PipelineSettings {
             sniff_window: config.sniff_window,
             on_error: config.on_error,
+            policies: config.policies.clone(),
+            quarantine: config.quarantine,
             dest_override: config.dest_override.clone(),
             route_only: config.route_only,
         },
