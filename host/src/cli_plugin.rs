@@ -1,5 +1,5 @@
 //! `wasmray plugin check|run`: load a plugin file exactly as the daemon would and show
-//! what it says, without running a daemon.
+//! what it says, without running a daemon; `wasmray plugin new`: start a plugin crate.
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +10,20 @@ use crate::session::{Network, SnapshotFields, Target};
 
 #[derive(Subcommand)]
 pub enum PluginCommand {
+    /// Create a plugin crate that builds as it stands: src/lib.rs, a native test, a
+    /// README.
+    New {
+        /// The plugin's name (its crate and the name in `[plugins] pipeline`).
+        name: String,
+        #[arg(long, value_enum)]
+        stage: crate::scaffold::NewStage,
+        /// Where to create it (default: ./NAME); must not exist yet.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The SDK's directory (default: the one this wasmray was built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
     /// Validate a plugin file and print what `describe` says.
     Check {
         file: PathBuf,
@@ -41,6 +55,12 @@ pub enum PluginCommand {
 
 pub fn run(cmd: PluginCommand) -> anyhow::Result<()> {
     match cmd {
+        PluginCommand::New {
+            name,
+            stage,
+            dir,
+            sdk,
+        } => new(&name, stage, dir, sdk),
         PluginCommand::Check { file, config } => {
             let plugin = load(
                 &file,
@@ -110,6 +130,41 @@ pub fn run(cmd: PluginCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Writes the new crate; refuses a directory that exists, and an SDK path that is not
+/// the SDK.
+fn new(
+    name: &str,
+    stage: crate::scaffold::NewStage,
+    dir: Option<PathBuf>,
+    sdk: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let dir = dir.unwrap_or_else(|| PathBuf::from(name));
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin-sdk");
+    let sdk = std::path::absolute(sdk.unwrap_or(built_from))?;
+    if !sdk.join("Cargo.toml").is_file() || !sdk.join("wit/plugin.wit").is_file() {
+        anyhow::bail!(
+            "{}: not the wasmray plugin SDK (pass --sdk DIR, the plugin-sdk directory of a wasmray checkout)",
+            sdk.display()
+        );
+    }
+    let files = crate::scaffold::files(name, stage, &sdk.to_string_lossy())?;
+    if dir.exists() {
+        anyhow::bail!("{}: exists already", dir.display());
+    }
+    for (path, text) in files {
+        let path = dir.join(path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, text)?;
+    }
+    println!(
+        "created {} ({name}, {stage:?} stage); see its README.md",
+        dir.display()
+    );
+    Ok(())
 }
 
 /// The stage as the WIT contract and the config spell it.

@@ -21,6 +21,7 @@ pub mod outbound;
 pub mod plugin;
 pub mod proto;
 pub mod relay;
+pub mod scaffold;
 pub mod security;
 pub mod session;
 pub mod share;
