@@ -137,6 +137,13 @@ macro_rules! delegate_io {
 }
 pub(crate) use delegate_io;
 
+/// A file's length and modification time: what the watchers compare to see it changed
+/// (`None`: it cannot be read).
+pub fn file_stamp(path: &std::path::Path) -> Option<(u64, std::time::SystemTime)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::error::Errors;
 use super::raw::RawDns;
-use super::units::parse_duration;
+use super::units::parse_positive_duration;
 
 /// Most entries the answer cache may hold (each is one name's A and AAAA answers).
 pub const MAX_CACHE: usize = 1_000_000;
@@ -64,8 +64,7 @@ pub fn validate(raw: RawDns, errors: &mut Errors) -> DnsConfig {
         }
     }
     if let Some(t) = raw.timeout {
-        let parsed = parse_duration(&t).and_then(|d| match d {
-            d if d.is_zero() => Err("must be more than zero".to_string()),
+        let parsed = parse_positive_duration(&t).and_then(|d| match d {
             d if d > MAX_TIMEOUT => Err(format!("at most {}s", MAX_TIMEOUT.as_secs())),
             d => Ok(d),
         });

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::OnError;
 use super::error::Errors;
 use super::raw::{RawPolicy, RawQuarantine};
-use super::units::parse_duration;
+use super::units::parse_positive_duration;
 
 /// When a failing plugin is taken out of the pipeline (`failures` 0: never).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,11 +75,7 @@ pub fn quarantine(raw: Option<RawQuarantine>, errors: &mut Errors) -> Quarantine
     let mut duration = |field: &str, text: Option<String>, into: &mut Duration| {
         let Some(text) = text else { return };
         let at = format!("plugins.quarantine.{field}");
-        let parsed = parse_duration(&text).and_then(|d| match d.is_zero() {
-            true => Err("must be more than zero".to_string()),
-            false => Ok(d),
-        });
-        if let Some(d) = errors.take(&at, parsed) {
+        if let Some(d) = errors.take(&at, parse_positive_duration(&text)) {
             *into = d;
         }
     };

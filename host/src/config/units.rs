@@ -8,6 +8,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("not a duration ({e}); write e.g. \"60s\" or \"200ms\""))
 }
 
+/// A duration that must be more than zero (a timeout, a window, a backoff).
+pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err("must be more than zero".to_string()),
+        d => Ok(d),
+    }
+}
+
 /// Parses a size such as "16MiB", "512KiB", "1GiB", "4096" (bytes) or "2MB".
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();

@@ -7,13 +7,14 @@
 //! fixed) makes the registry read the data again, as a configured file does.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use super::domains::Domains;
 use super::ips::IpLists;
 use super::{GeoError, dat, read};
+use crate::util::file_stamp;
 
 /// A file's length and modification time.
 pub type Stamp = Option<(u64, SystemTime)>;
@@ -47,11 +48,6 @@ pub fn split(spec: &str) -> Option<Result<(&str, &str), GeoError>> {
     })
 }
 
-pub fn stamp(path: &Path) -> Stamp {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.len(), meta.modified().ok()?))
-}
-
 impl Ext {
     /// Ext files come from `dir` (none: every ext list is refused).
     pub fn new(dir: Option<PathBuf>) -> Ext {
@@ -75,7 +71,7 @@ impl Ext {
     pub fn changed(&self) -> bool {
         crate::util::lock(&self.tried)
             .iter()
-            .any(|(path, then)| stamp(path) != *then)
+            .any(|(path, then)| file_stamp(path) != *then)
     }
 
     /// The files tried, for the watcher.
@@ -97,7 +93,7 @@ impl Ext {
             .as_deref()
             .ok_or_else(|| GeoError::spec(file, "ext files need [geodata] assets (a directory)"))?;
         let path = dir.join(file);
-        crate::util::lock(&self.tried).insert(path.clone(), stamp(&path));
+        crate::util::lock(&self.tried).insert(path.clone(), file_stamp(&path));
         let parsed = parse(&read(&path)?).map_err(|e| e.in_file(&path))?;
         // Two instances configuring at once may both parse; the first one kept wins.
         let mut cache = crate::util::lock(cache);

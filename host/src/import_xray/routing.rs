@@ -96,7 +96,7 @@ fn convert_rule(
     let out = OutRule {
         tag: rule.rule_tag.clone(),
         outbound,
-        domain: list(rule.domain.as_deref(), "domain", domain)?,
+        domain: rule.domain.clone(),
         ip: ips(rule.ip.as_deref(), "ip")?,
         port: ports(rule.port.as_ref(), "port")?,
         source: ips(rule.source.as_deref(), "source")?,
@@ -140,10 +140,6 @@ fn list(
         out.extend(f(v).map_err(|why| format!("{field} {v:?}: {why}"))?);
     }
     Ok(Some(out))
-}
-
-fn domain(d: &str) -> Result<Vec<String>, String> {
-    Ok(vec![d.to_string()])
 }
 
 /// `geoip:private` becomes its networks (no file needed); other lists and their

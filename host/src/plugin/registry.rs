@@ -447,16 +447,11 @@ fn load_cached(
     }
 }
 
-fn stamp(path: &Path) -> Option<(u64, SystemTime)> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.len(), meta.modified().ok()?))
-}
-
 /// Reads the routing data again if its sources or files changed. New sources that fail
 /// fail the build (a config naming a broken file is refused); a changed file that
 /// fails is logged once and the data read before keeps serving.
 fn refresh_geodata(geo: &mut Geo, sources: &Sources) -> anyhow::Result<()> {
-    let stamps: Vec<_> = sources.files().map(stamp).collect();
+    let stamps: Vec<_> = sources.files().map(crate::util::file_stamp).collect();
     let same_sources = geo.sources == *sources;
     if same_sources && geo.stamps == stamps && !geo.data.ext.changed() {
         return Ok(());

@@ -184,7 +184,7 @@ struct Facts<'a> {
     session: &'a Snapshot,
     domain: Option<String>,
     /// The target if it is an IP, else the addresses resolved for the domain.
-    ips: Vec<IpAddr>,
+    ips: &'a [IpAddr],
     source: Option<std::net::SocketAddr>,
 }
 
@@ -213,13 +213,14 @@ impl Plugin for RouteRules {
 
     fn handle(&self, session: &Snapshot, _payload: &[u8]) -> Verdict {
         let resolved = session.resolved_ips();
+        let target = session.target_ip().map(|ip| [ip]);
         let facts = Facts {
             session,
             domain: session.route_domain(),
-            ips: match (session.target_ip(), &resolved) {
-                (Some(ip), _) => vec![ip],
-                (None, Some(ips)) => ips.clone(),
-                (None, None) => Vec::new(),
+            ips: match (&target, &resolved) {
+                (Some(ip), _) => ip,
+                (None, Some(ips)) => ips,
+                (None, None) => &[],
             },
             source: session.source_addr(),
         };
@@ -377,7 +378,7 @@ impl Rule {
                     ip,
                     source: f.source.map(|a| a.ip()),
                 };
-                match f.ips.as_slice() {
+                match f.ips {
                     [] => set.matches(&query(None)),
                     ips => ips.iter().any(|ip| set.matches(&query(Some(*ip)))),
                 }
